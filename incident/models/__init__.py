@@ -1,0 +1,27 @@
+"""SQLAlchemy 2 typed tables, one module per aggregate."""
+
+from incident.models.base import Base, UTCDateTime, new_id
+from incident.models.incidents import Incident, PlaybookVersion, Stage
+from incident.models.jobs import Job
+from incident.models.roster import ContactMethod, Department, Person, RotaOverride, RotaPattern
+from incident.models.security import ApiToken, IdempotencyRecord, User
+from incident.models.timeline import TimelineEvent
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "ContactMethod",
+    "Department",
+    "IdempotencyRecord",
+    "Incident",
+    "Job",
+    "Person",
+    "PlaybookVersion",
+    "RotaOverride",
+    "RotaPattern",
+    "Stage",
+    "TimelineEvent",
+    "UTCDateTime",
+    "User",
+    "new_id",
+]

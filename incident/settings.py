@@ -1,0 +1,102 @@
+"""Settings, read once from ``INCIDENT_*`` environment variables and passed explicitly."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from incident.errors import ConfigError
+
+PREFIX = "INCIDENT_"
+
+
+class Secret(str):
+    """A string that never shows itself in reprs or logs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+def _default_db() -> str:
+    return "sqlite:///var/incident.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; each field is ``INCIDENT_<NAME>`` in the environment."""
+
+    database_url: str = field(default_factory=_default_db)
+    playbooks_dir: Path = Path("playbooks")
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: Secret = Secret("dev-insecure-secret-change-me")
+    timezone: str = "Asia/Shanghai"
+    log_format: str = "console"
+    log_level: str = "INFO"
+    embedded_worker: bool = True
+    worker_lease_seconds: float = 30.0
+    worker_poll_seconds: float = 1.0
+    worker_concurrency: int = 8
+    job_max_attempts: int = 10
+    max_body_bytes: int = 262_144
+    demo_roster: Path = Path("incident/demo/roster.yaml")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, kind: object) -> object:
+    if kind is bool or kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{PREFIX}{name.upper()}: expected true or false, got {raw!r}")
+    if kind is int or kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name.upper()}: expected an integer, got {raw!r}") from None
+    if kind is float or kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name.upper()}: expected a number, got {raw!r}") from None
+    if kind is Path or kind == "Path":
+        return Path(raw)
+    if kind is Secret or kind == "Secret":
+        return Secret(raw)
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from an environment mapping (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        key = PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _convert(f.name, env[key], f.type)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{PREFIX}TIMEZONE: unknown time zone {settings.timezone!r}") from None
+    if settings.log_format not in {"console", "json"}:
+        raise ConfigError(f"{PREFIX}LOG_FORMAT: expected console or json")
+    return settings
+
+
+def setting_names() -> list[str]:
+    """Return the environment variable name of every setting."""
+    return [PREFIX + f.name.upper() for f in dataclasses.fields(Settings)]
