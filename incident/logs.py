@@ -31,8 +31,10 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, dict):
-        return {k: ("**********" if str(k).lower() in _SECRET_KEYS else _scrub(v))
-                for k, v in value.items()}
+        return {
+            k: ("**********" if str(k).lower() in _SECRET_KEYS else _scrub(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v) for v in value)
     return value

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from incident.errors import ConfigError
 
 PREFIX = "INCIDENT_"
+DEV_SECRET = "dev-insecure-secret-change-me"
 
 
 class Secret(str):
@@ -34,14 +35,13 @@ class Settings:
     database_url: str = field(default_factory=_default_db)
     playbooks_dir: Path = Path("playbooks")
     public_url: str = "http://127.0.0.1:8000"
-    secret_key: Secret = Secret("dev-insecure-secret-change-me")
+    secret_key: Secret = field(default_factory=lambda: Secret(DEV_SECRET))
     timezone: str = "Asia/Shanghai"
     log_format: str = "console"
     log_level: str = "INFO"
     embedded_worker: bool = True
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
-    worker_concurrency: int = 8
     job_max_attempts: int = 10
     max_body_bytes: int = 262_144
     demo_roster: Path = Path("incident/demo/roster.yaml")

@@ -48,7 +48,9 @@ class Incident(Base):
 
     playbook_version: Mapped[PlaybookVersion] = relationship(lazy="joined")
     stages: Mapped[list[Stage]] = relationship(
-        order_by="Stage.position", cascade="all, delete-orphan", lazy="selectin",
+        order_by="Stage.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
         back_populates="incident",
     )
 

@@ -1,0 +1,3 @@
+from incident.cli import main
+
+main()

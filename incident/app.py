@@ -1,0 +1,102 @@
+"""create_app(settings): routes, middleware, and the embedded worker's lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from incident import roster
+from incident.catalog import Catalog
+from incident.clock import Clock, SystemClock
+from incident.db import Database
+from incident.errors import IncidentError
+from incident.handlers import Context
+from incident.playbook import RosterRefs
+from incident.settings import Settings
+from incident.web import api, system
+from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
+from incident.web.state import AppState
+from incident.worker import Worker
+
+
+class RequestContext:
+    """Binds a request id to every log line of the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with structlog.contextvars.bound_contextvars(request_id=uuid.uuid4().hex[:12]):
+            await self.app(scope, receive, send)
+
+
+def roster_refs(db: Database) -> RosterRefs | None:
+    """What playbooks may name, from the loaded roster (None before a roster is loaded)."""
+    with db.reading() as session:
+        departments, roles, people = roster.known_ids(session=session)
+    if not departments:
+        return None
+    return RosterRefs(departments=departments, roles=roles, people=people)
+
+
+def load_catalog(settings: Settings, db: Database) -> Catalog:
+    """Load and check every playbook; raises PlaybookError naming file:line."""
+    return Catalog.from_paths([Path(settings.playbooks_dir)], roster_refs(db))
+
+
+def pin_catalog(catalog: Catalog, db: Database, clock: Clock) -> None:
+    with db.transaction() as session:
+        for playbook in catalog:
+            catalog.pin(playbook, session=session, now=clock.now())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    catalog: Catalog | None = None,
+    run_worker: bool | None = None,
+) -> Starlette:
+    db = db or Database.from_url(settings.database_url)
+    clock = clock or SystemClock()
+    catalog = catalog or load_catalog(settings, db)
+    state = AppState(settings=settings, db=db, clock=clock, catalog=catalog)
+    embedded = settings.embedded_worker if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        worker = None
+        pin_catalog(catalog, db, clock)
+        if embedded:
+            worker = Worker(db, Context(settings=settings, catalog=catalog), clock)
+            worker.start()
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = Starlette(
+        routes=[*system.routes, *api.routes],
+        exception_handlers={
+            IncidentError: incident_error_handler,
+            HTTPException: http_error_handler,
+            Exception: server_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContext)
+    app.state.incident = state
+    return app

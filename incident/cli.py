@@ -1,0 +1,407 @@
+"""The ``incident`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from incident import migrate, response, roster, security, timeline
+from incident.clock import SystemClock
+from incident.db import Database
+from incident.errors import FileError, IncidentError, ValidationFailed
+from incident.logs import configure_logging
+from incident.models import Incident
+from incident.playbook import RosterRefs, load_playbooks
+from incident.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Env:
+    """What every command shares: the settings and, lazily, the database."""
+
+    def __init__(self) -> None:
+        self.settings: Settings = load_settings()
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database.from_url(self.settings.database_url)
+        return self._db
+
+
+pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+def parse_facts(pairs: Sequence[str]) -> dict[str, Any]:
+    """``name=value`` pairs; values that read as JSON (numbers, true) become that."""
+    facts: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: expected name=value", param_hint="--fact")
+        try:
+            facts[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            facts[name] = raw
+    return facts
+
+
+@click.group()
+def cli() -> None:
+    """Emergency incident coordination for railway passenger-service centres."""
+
+
+# -- serving -------------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Serve the web app only.")
+@pass_env
+def serve(env: Env, host: str, port: int, no_worker: bool) -> None:
+    """Serve the API (with the embedded worker unless --no-worker)."""
+    import uvicorn
+
+    from incident.app import create_app
+
+    app = create_app(env.settings, db=env.db, run_worker=False if no_worker else None)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+
+
+@cli.command()
+@pass_env
+def worker(env: Env) -> None:
+    """Run a worker on its own (no web app)."""
+    import signal
+    import threading
+
+    from incident.app import load_catalog, pin_catalog
+    from incident.handlers import Context
+    from incident.worker import Worker
+
+    catalog = load_catalog(env.settings, env.db)
+    clock = SystemClock()
+    pin_catalog(catalog, env.db, clock)
+    w = Worker(env.db, Context(settings=env.settings, catalog=catalog), clock)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    w.start()
+    done.wait()
+    w.stop()
+
+
+# -- database ------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_env
+def db_upgrade(env: Env) -> None:
+    """Migrate the database to the current schema."""
+    migrate.upgrade(env.db.engine)
+    click.echo(f"database at revision {migrate.current_revision(env.db.engine)}")
+
+
+# -- playbooks -----------------------------------------------------------------------------
+@cli.group()
+def playbooks() -> None:
+    """Check and simulate playbooks."""
+
+
+def _refs_from_file(path: Path) -> RosterRefs:
+    departments, roles, people = roster.ids_in_doc(roster.load_roster_file(path))
+    return RosterRefs(departments=departments, roles=roles, people=people)
+
+
+@playbooks.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--roster",
+    "roster_file",
+    type=click.Path(path_type=Path),
+    help="Roster to check names against (default: the demo roster).",
+)
+@pass_env
+def playbooks_check(env: Env, paths: tuple[Path, ...], roster_file: Path | None) -> None:
+    """Validate playbook files or folders; print file:line: what is wrong."""
+    targets = list(paths) or [Path(env.settings.playbooks_dir)]
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise click.ClickException(f"{missing[0]}: no such file or folder")
+    refs = _refs_from_file(roster_file or Path(env.settings.demo_roster))
+    try:
+        found = load_playbooks(targets, refs)
+    except FileError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        raise SystemExit(1) from None
+    for playbook in found.values():
+        click.echo(
+            f"ok {playbook.path}: {playbook.id} v{playbook.version}, {len(playbook.stages)} stages"
+        )
+
+
+@playbooks.command("simulate")
+@click.argument("playbook_id")
+@click.option("--severity", required=True, type=click.Choice(["I", "II", "III", "IV"]))
+@click.option("--fact", "facts", multiple=True, help="name=value (repeatable)")
+@click.option("--title", default="Simulation")
+@click.option("--hours", default=4.0, show_default=True, help="How far to look ahead.")
+@click.option(
+    "--change",
+    "changes",
+    multiple=True,
+    help="AT:name=value, e.g. 30m:severity=II or 45m:expected_delay_min=150",
+)
+@click.option("--resolve-at", default=None, help="Resolve at this offset, e.g. 3h")
+@pass_env
+def playbooks_simulate(
+    env: Env,
+    playbook_id: str,
+    severity: str,
+    facts: tuple[str, ...],
+    title: str,
+    hours: float,
+    changes: tuple[str, ...],
+    resolve_at: str | None,
+) -> None:
+    """Print what the playbook would do when, with no side effects."""
+    import logging
+
+    from incident.simulation import Change, simulate
+
+    logging.getLogger().setLevel(logging.WARNING)  # the simulated engine's own log is noise
+
+    catalog_paths = [Path(env.settings.playbooks_dir)]
+    from incident.catalog import Catalog
+
+    catalog = Catalog.from_paths(catalog_paths)
+    planned = [Change.parse(c) for c in changes]
+    result = simulate(
+        catalog,
+        playbook_id,
+        severity=severity,
+        title=title,
+        facts=parse_facts(facts),
+        horizon=timedelta(hours=hours),
+        changes=planned,
+        resolve_at=resolve_at,
+    )
+    for line in result.lines():
+        click.echo(line)
+
+
+# -- roster --------------------------------------------------------------------------------
+@cli.group("roster")
+def roster_group() -> None:
+    """The roster: departments, people, rota."""
+
+
+@roster_group.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_env
+def roster_load(env: Env, file: Path) -> None:
+    """Load (replace) the roster from a YAML file."""
+    doc = roster.load_roster_file(file)
+    with env.db.transaction() as session:
+        counts = roster.apply_roster(doc, session=session)
+    click.echo("loaded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+@roster_group.command("on-duty")
+@pass_env
+def roster_on_duty(env: Env) -> None:
+    """Who is on duty now, per department."""
+    with env.db.reading() as session:
+        table = roster.who_is_on_duty(SystemClock().now(), session=session, zone=env.settings.zone)
+    for department, people in table.items():
+        click.echo(f"{department}: {', '.join(p.id for p in people) or '-'}")
+
+
+# -- users ---------------------------------------------------------------------------------
+@cli.group()
+def users() -> None:
+    """Users, roles and API tokens."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(security.ROLES))
+@click.option("--person", default=None, help="Roster person id this user answers for.")
+@click.option("--password-stdin", is_flag=True, help="Read a console password from stdin.")
+@pass_env
+def users_add(env: Env, name: str, role: str, person: str | None, password_stdin: bool) -> None:
+    """Add a user; prints its API token once."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password_stdin and not password:
+        raise click.ClickException("no password on stdin")
+    with env.db.transaction() as session:
+        _, token = security.add_user(
+            name,
+            role,
+            session=session,
+            now=SystemClock().now(),
+            person_id=person,
+            password=password,
+        )
+    click.echo(f"token: {token}")
+
+
+@users.command("list")
+@pass_env
+def users_list(env: Env) -> None:
+    """List users."""
+    from sqlalchemy import select
+
+    from incident.models import User
+
+    with env.db.reading() as session:
+        for user in session.scalars(select(User).order_by(User.name)):
+            state = "active" if user.active else "deactivated"
+            click.echo(f"{user.name}\t{user.role}\t{user.person_id or '-'}\t{state}")
+
+
+@users.command("revoke")
+@click.argument("name")
+@pass_env
+def users_revoke(env: Env, name: str) -> None:
+    """Revoke every API token of a user."""
+    with env.db.transaction() as session:
+        n = security.revoke_tokens(
+            security.user_named(name, session=session), session=session, now=SystemClock().now()
+        )
+    click.echo(f"revoked {n} token(s) of {name}")
+
+
+@users.command("token")
+@click.argument("name")
+@pass_env
+def users_token(env: Env, name: str) -> None:
+    """Issue a new API token for a user; prints it once."""
+    with env.db.transaction() as session:
+        token = security.issue_token(
+            security.user_named(name, session=session), session=session, now=SystemClock().now()
+        )
+    click.echo(f"token: {token}")
+
+
+@users.command("deactivate")
+@click.argument("name")
+@pass_env
+def users_deactivate(env: Env, name: str) -> None:
+    """Deactivate a user (and revoke their tokens)."""
+    with env.db.transaction() as session:
+        security.deactivate(
+            security.user_named(name, session=session), session=session, now=SystemClock().now()
+        )
+    click.echo(f"deactivated {name}")
+
+
+# -- incidents -----------------------------------------------------------------------------
+@cli.command()
+@click.argument("playbook_id")
+@click.option("--severity", required=True)
+@click.option("--title", required=True)
+@click.option("--fact", "facts", multiple=True, help="name=value (repeatable)")
+@click.option("--drill", is_flag=True, help="Declare in drill mode.")
+@pass_env
+def declare(
+    env: Env, playbook_id: str, severity: str, title: str, facts: tuple[str, ...], drill: bool
+) -> None:
+    """Declare an incident; the worker (serve or worker) runs its playbook."""
+    from incident.app import load_catalog
+
+    catalog = load_catalog(env.settings, env.db)
+    with env.db.transaction() as session:
+        incident = response.declare(
+            session=session,
+            now=SystemClock().now(),
+            catalog=catalog,
+            playbook_id=playbook_id,
+            severity=severity,
+            title=title,
+            facts=parse_facts(facts),
+            mode="drill" if drill else "live",
+            actor="cli",
+        )
+        incident_id = incident.id
+    click.echo(incident_id)
+
+
+@cli.group()
+def audit() -> None:
+    """Check the timelines."""
+
+
+@audit.command("verify")
+@click.argument("incident_ids", nargs=-1)
+@pass_env
+def audit_verify(env: Env, incident_ids: tuple[str, ...]) -> None:
+    """Verify the hash chains of the given incidents (default: all)."""
+    from sqlalchemy import select
+
+    problems: list[str] = []
+    with env.db.reading() as session:
+        ids = list(incident_ids) or list(session.scalars(select(Incident.id)))
+        for incident_id in ids:
+            problems.extend(timeline.verify(incident_id, session=session))
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"ok: {len(ids)} timeline(s) intact")
+
+
+@cli.command()
+@pass_env
+def demo(env: Env) -> None:
+    """Load the demo roster and demo users (idempotent); print their tokens."""
+    from incident.demo_data import seed
+
+    migrate.upgrade(env.db.engine)
+    for line in seed(env.db, env.settings, SystemClock()):
+        click.echo(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command; errors become one line on stderr and a non-zero exit."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="incident",
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.Abort:
+        click.echo("incident: aborted", err=True)
+        raise SystemExit(130) from None
+    except click.UsageError as exc:
+        click.echo(f"incident: {exc.format_message()}", err=True)
+        raise SystemExit(2) from None
+    except click.ClickException as exc:
+        click.echo(f"incident: {exc.format_message()}", err=True)
+        raise SystemExit(1) from None
+    except FileError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(1) from None
+    except ValidationFailed as exc:
+        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        click.echo(f"incident: {exc}" + (f" ({details})" if details else ""), err=True)
+        raise SystemExit(1) from None
+    except IncidentError as exc:
+        click.echo(f"incident: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,182 @@
+"""The durable job queue: enqueue with a unique key, claim under a lease, complete or retry.
+
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``; SQLite has one writer at a time
+(``BEGIN IMMEDIATE``), which makes the same claim safe there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from incident.models import Job, UTCDateTime
+
+ENQUEUED_FLAG = "incident.jobs_enqueued"
+
+
+class LeaseLost(Exception):
+    """The job's lease expired and another worker took it: this run's effects roll back."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    incident_id: str | None
+    run_at: datetime
+    attempts: int
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str,
+    run_at: datetime,
+    incident_id: str | None = None,
+) -> bool:
+    """Add a job unless one with ``key`` already exists; return whether it was added."""
+    values = {
+        "kind": kind,
+        "key": key,
+        "payload": payload,
+        "incident_id": incident_id,
+        "status": "queued",
+        "run_at": run_at,
+        "attempts": 0,
+        "created_at": run_at,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    added = bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+    if added:
+        session.info[ENQUEUED_FLAG] = True
+    return added
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(Job.status == "queued", Job.run_at <= now),
+        and_(Job.status == "running", Job.lease_until < now),
+    )
+
+
+def claim(
+    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int = 50
+) -> list[Claimed]:
+    """Take up to ``limit`` due jobs (or jobs whose lease expired), oldest first."""
+    query = select(Job).where(_due(now)).order_by(Job.run_at, Job.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    taken = list(session.scalars(query))
+    claimed = []
+    for job in taken:
+        job.status = "running"
+        job.lease_owner = owner
+        job.lease_until = now + lease
+        job.attempts += 1
+        claimed.append(
+            Claimed(
+                job.id,
+                job.kind,
+                job.key,
+                dict(job.payload),
+                job.incident_id,
+                job.run_at,
+                job.attempts,
+            )
+        )
+    session.flush()
+    return claimed
+
+
+def _owned(session: Session, job_id: int, owner: str, **values: Any) -> None:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == owner)
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(job_id)
+
+
+def complete(session: Session, job_id: int, *, owner: str, now: datetime) -> None:
+    """Mark a claimed job done; raises LeaseLost if it is no longer ours."""
+    _owned(
+        session, job_id, owner, status="done", finished_at=now, lease_owner=None, lease_until=None
+    )
+
+
+def retry(session: Session, job_id: int, *, owner: str, at: datetime, error: str) -> None:
+    _owned(
+        session,
+        job_id,
+        owner,
+        status="queued",
+        run_at=at,
+        last_error=error[:2000],
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
+def fail(session: Session, job_id: int, *, owner: str, now: datetime, error: str) -> None:
+    _owned(
+        session,
+        job_id,
+        owner,
+        status="failed",
+        finished_at=now,
+        last_error=error[:2000],
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
+def extend(session: Session, job_id: int, *, owner: str, until: datetime) -> None:
+    _owned(session, job_id, owner, lease_until=until)
+
+
+def cancel_for_incident(
+    session: Session, incident_id: str, *, kinds: tuple[str, ...], now: datetime
+) -> int:
+    """Cancel the incident's queued jobs of the given kinds; return how many."""
+    result = session.execute(
+        update(Job)
+        .where(Job.incident_id == incident_id, Job.status == "queued", Job.kind.in_(kinds))
+        .values(status="cancelled", finished_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def next_run_at(session: Session) -> datetime | None:
+    """When the earliest queued job is due (expired leases count as due now)."""
+    queued = session.scalar(select(func.min(Job.run_at)).where(Job.status == "queued"))
+    leased = session.scalar(select(func.min(Job.lease_until)).where(Job.status == "running"))
+    times = [t for t in (queued, leased) if t is not None]
+    if not times:
+        return None
+    # Aggregates bypass the column type on SQLite: normalise to aware UTC.
+    conv = UTCDateTime().process_result_value
+    dialect = session.get_bind().dialect
+    out = [
+        conv(t if isinstance(t, datetime) else datetime.fromisoformat(str(t)), dialect)
+        for t in times
+    ]
+    return min(t for t in out if t is not None)
+
+
+def counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,189 @@
+"""Simulate a playbook: run the real engine on a throwaway in-memory database with a
+frozen clock, and report what fires when. Nothing leaves the process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.pool import StaticPool
+
+from incident import jobs, response, timeline
+from incident.catalog import Catalog
+from incident.clock import FrozenClock
+from incident.db import Database
+from incident.handlers import Context
+from incident.models import Base
+from incident.playbook import format_duration, parse_duration
+from incident.settings import Settings
+from incident.worker import Worker
+
+START = datetime.fromisoformat("2026-01-01T08:00:00+00:00")
+SHOWN = {
+    "stage:fired",
+    "stage:skipped",
+    "incident:severity_changed",
+    "incident:facts_changed",
+    "incident:status_changed",
+    "page:requested",
+    "notice:requested",
+    "passenger_message:requested",
+    "task:requested",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change to apply at an offset from declaration: severity, a fact, or resolution."""
+
+    at: timedelta
+    name: str
+    value: Any
+
+    @classmethod
+    def parse(cls, text: str) -> Change:
+        offset, sep, assignment = text.partition(":")
+        name, eq, raw = assignment.partition("=")
+        if not sep or not eq or not name:
+            raise ValueError(f"{text!r}: expected AT:name=value, e.g. 30m:severity=II")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        return cls(parse_duration(offset), name, value)
+
+
+@dataclass(frozen=True)
+class Step:
+    offset: timedelta
+    kind: str
+    data: dict[str, Any]
+
+    def line(self) -> str:
+        stage = self.data.get("stage", "")
+        if self.kind == "stage:fired":
+            what = f"stage {stage} fires"
+        elif self.kind == "stage:skipped":
+            what = f"stage {stage} skipped ({self.data.get('reason')})"
+        elif self.kind.endswith(":requested"):
+            shown = {
+                k: v for k, v in self.data.get("params", {}).items() if v not in (None, False, [])
+            }
+            params = ", ".join(f"{k}={v}" for k, v in shown.items())
+            what = f"  {self.data.get('action')}: {params}"
+        elif self.kind == "incident:status_changed":
+            what = f"incident {self.data.get('to')}"
+        elif self.kind == "incident:severity_changed":
+            what = f"severity {self.data.get('from')} -> {self.data.get('to')}"
+        else:
+            what = f"facts changed: {self.data.get('to')}"
+        return f"+{format_duration(self.offset) if self.offset else '0m':>7}  {what}"
+
+
+@dataclass
+class Simulation:
+    playbook_id: str
+    steps: list[Step] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [step.line() for step in self.steps]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [
+            {"offset_s": int(s.offset.total_seconds()), "kind": s.kind, "data": s.data}
+            for s in self.steps
+        ]
+
+
+def simulate(
+    catalog: Catalog,
+    playbook_id: str,
+    *,
+    severity: str,
+    facts: Mapping[str, Any],
+    title: str = "Simulation",
+    horizon: timedelta = timedelta(hours=4),
+    changes: Sequence[Change] = (),
+    resolve_at: str | timedelta | None = None,
+) -> Simulation:
+    """Run the playbook from declaration to ``horizon`` and list what happened when."""
+    db = Database.from_url(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    Base.metadata.create_all(db.engine)
+    clock = FrozenClock(START)
+    worker = Worker(
+        db, Context(settings=Settings(database_url="sqlite://"), catalog=catalog), clock
+    )
+    pending = sorted(changes, key=lambda c: c.at)
+    if resolve_at is not None:
+        at = parse_duration(resolve_at) if isinstance(resolve_at, str) else resolve_at
+        pending.append(Change(at, "status", "resolved"))
+        pending.sort(key=lambda c: c.at)
+    try:
+        with db.transaction() as session:
+            incident_id = response.declare(
+                session=session,
+                now=clock.now(),
+                catalog=catalog,
+                playbook_id=playbook_id,
+                severity=severity,
+                title=title,
+                facts=facts,
+                mode="drill",
+                actor="simulation",
+            ).id
+        end = START + horizon
+        while True:
+            worker.drain()
+            with db.reading() as session:
+                nxt = jobs.next_run_at(session)
+            change_at = START + pending[0].at if pending else None
+            candidates = [t for t in (nxt, change_at) if t is not None and t <= end]
+            if not candidates:
+                break
+            moment = min(candidates)
+            clock.set(max(moment, clock.now()))
+            while pending and START + pending[0].at <= clock.now():
+                _apply(db, catalog, incident_id, pending.pop(0), clock.now())
+        with db.reading() as session:
+            events = timeline.events(incident_id, session=session)
+            steps = [Step(e.at - START, e.kind, e.data) for e in events if e.kind in SHOWN]
+        return Simulation(playbook_id, steps)
+    finally:
+        db.dispose()
+
+
+def _apply(db: Database, catalog: Catalog, incident_id: str, change: Change, now: datetime) -> None:
+    with db.transaction() as session:
+        incident = response.get_incident(incident_id, session=session)
+        if change.name == "severity":
+            response.change(
+                incident,
+                session=session,
+                now=now,
+                catalog=catalog,
+                severity=str(change.value),
+                actor="simulation",
+            )
+        elif change.name == "status":
+            response.change(
+                incident,
+                session=session,
+                now=now,
+                catalog=catalog,
+                status=str(change.value),
+                actor="simulation",
+            )
+        else:
+            response.change(
+                incident,
+                session=session,
+                now=now,
+                catalog=catalog,
+                facts={change.name: change.value},
+                actor="simulation",
+            )

@@ -1,0 +1,1 @@
+"""The HTTP edge: JSON API, console and public pages."""

@@ -1,0 +1,94 @@
+"""Errors to RFC 9457 problem+json: one table from exception to status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from incident import errors
+from incident.logs import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_TYPE = "https://incident.example/problems/"
+
+# Most specific first.
+STATUS: list[tuple[type[errors.IncidentError], int, str]] = [
+    (errors.IdempotencyMismatch, 422, "idempotency-key-reused"),
+    (errors.ValidationFailed, 422, "validation"),
+    (errors.FileError, 422, "invalid-file"),
+    (errors.NotFound, 404, "not-found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.AuthError, 401, "unauthenticated"),
+    (errors.Forbidden, 403, "forbidden"),
+    (errors.Gone, 410, "gone"),
+    (errors.ConfigError, 500, "configuration"),
+]
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+}
+
+
+class BadRequest(errors.IncidentError):
+    """Malformed request (not JSON, not an object)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def problem(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + (slug or str(status)),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def from_error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, BadRequest):
+        return problem(exc.status, str(exc), slug="bad-request")
+    for kind, status, slug in STATUS:
+        if isinstance(exc, kind):
+            extra: dict[str, Any] = {}
+            if isinstance(exc, errors.ValidationFailed):
+                extra["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+            if isinstance(exc, errors.FileError):
+                extra["errors"] = [
+                    {"field": f"{p.file}:{p.line}", "message": p.message} for p in exc.problems
+                ]
+            return problem(status, str(exc), slug=slug, **extra)
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem(500, "the server failed; the error was logged", slug="internal")
+
+
+async def incident_error_handler(request: Request, exc: Exception) -> Response:
+    return from_error(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    return from_error(exc)

@@ -1,0 +1,25 @@
+"""What the web app shares between requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from incident.catalog import Catalog
+from incident.clock import Clock
+from incident.db import Database
+from incident.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    clock: Clock
+    catalog: Catalog
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.incident
+    return state

@@ -1,0 +1,81 @@
+"""Health, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from incident import __version__, migrate
+from incident.web.state import state_of
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers and its schema is current."""
+    db = state_of(request).db
+
+    def check() -> dict[str, Any]:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {
+            "database": "ok",
+            "migrations": "current" if migrate.is_current(db.engine) else "behind",
+        }
+
+    try:
+        checks = await run_in_threadpool(check)
+    except Exception as exc:  # the database is away: not ready, say why
+        return JSONResponse(
+            {"status": "unavailable", "database": type(exc).__name__}, status_code=503
+        )
+    ok = checks["migrations"] == "current"
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
+    )
+
+
+def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if not isinstance(route, Route) or route.path == "/openapi.json":
+            continue
+        doc = inspect.getdoc(route.endpoint) or ""
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            paths.setdefault(route.path, {})[method.lower()] = {
+                "summary": doc.splitlines()[0] if doc else route.name,
+                "operationId": f"{method.lower()}_{route.name}",
+                "responses": {
+                    "default": {
+                        "description": "JSON; errors are application/problem+json (RFC 9457)"
+                    }
+                },
+            }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "incident", "version": __version__},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+async def openapi(request: Request) -> Response:
+    """This document."""
+    return JSONResponse(openapi_document(list(request.app.routes)))
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

@@ -1,0 +1,75 @@
+"""JSON shapes of the API's resources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from incident.models import Incident, Stage, TimelineEvent
+from incident.playbook import Playbook
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def stage_json(stage: Stage, playbook: Playbook) -> dict[str, Any]:
+    spec = playbook.stage(stage.key)
+    return {
+        "id": stage.key,
+        "title": spec.title,
+        "trigger": stage.trigger,
+        "state": stage.state,
+        "due_at": iso(stage.due_at),
+        "fired_at": iso(stage.fired_at),
+        "fire_count": stage.fire_count,
+    }
+
+
+def incident_json(incident: Incident, playbook: Playbook) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "playbook": {
+            "id": incident.playbook_id,
+            "version": playbook.version,
+            "digest": playbook.digest,
+        },
+        "title": incident.title,
+        "severity": incident.severity,
+        "mode": incident.mode,
+        "status": incident.status,
+        "facts": incident.facts,
+        "declared_at": iso(incident.declared_at),
+        "declared_by": incident.declared_by,
+        "contained_at": iso(incident.contained_at),
+        "resolved_at": iso(incident.resolved_at),
+        "closed_at": iso(incident.closed_at),
+        "stages": [stage_json(s, playbook) for s in incident.stages],
+        "pages": {"total": 0, "awaiting_ack": 0},
+        "notices": [],
+        "passenger_groups": [],
+    }
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "playbook": incident.playbook_id,
+        "title": incident.title,
+        "severity": incident.severity,
+        "mode": incident.mode,
+        "status": incident.status,
+        "declared_at": iso(incident.declared_at),
+    }
+
+
+def event_json(event: TimelineEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "kind": event.kind,
+        "at": iso(event.at),
+        "actor": event.actor,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
