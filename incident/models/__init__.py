@@ -3,18 +3,24 @@
 from incident.models.base import Base, UTCDateTime, new_id
 from incident.models.incidents import Incident, PlaybookVersion, Stage
 from incident.models.jobs import Job
+from incident.models.paging import AckToken, Delivery, DeliveryAttempt, Page, PageRecipient
 from incident.models.roster import ContactMethod, Department, Person, RotaOverride, RotaPattern
 from incident.models.security import ApiToken, IdempotencyRecord, User
 from incident.models.timeline import TimelineEvent
 
 __all__ = [
+    "AckToken",
     "ApiToken",
     "Base",
     "ContactMethod",
+    "Delivery",
+    "DeliveryAttempt",
     "Department",
     "IdempotencyRecord",
     "Incident",
     "Job",
+    "Page",
+    "PageRecipient",
     "Person",
     "PlaybookVersion",
     "RotaOverride",

@@ -137,7 +137,7 @@ class _Reader:
             self.problem(line["version"], "version must be a whole number, such as 1")
         elif isinstance(version, int) and version < 1:
             self.problem(line["version"], "version must be 1 or more")
-        title = self.text(value("title"), line.get("title", 0), "title")
+        title = self.text(data["title"], line["title"], "title") if "title" in data else {}
         kind = self.pattern(value("kind"), line.get("kind", 0), "kind", _NAME)
         description = None
         if "description" in data:
@@ -145,7 +145,7 @@ class _Reader:
         self.inputs = self.read_inputs(value("inputs"), line.get("inputs", 0))
         targets = self.read_targets(value("targets"), line.get("targets", 0))
         templates = self.read_templates(value("templates"), line.get("templates", 0))
-        stages = self.read_stages(value("stages"), line.get("stages", 0))
+        stages = self.read_stages(data["stages"], line["stages"]) if "stages" in data else []
         self.check_templates(templates)
         if self.problems:
             raise PlaybookError(sorted(self.problems, key=lambda problem: problem.line))
@@ -171,9 +171,17 @@ class _Reader:
             return YAML(typ="rt").load(text)  # YAML 1.2: `on`, `yes` and `no` stay strings
         except DuplicateKeyError as error:
             found = re.search(r'duplicate key "(.*?)"', str(error.problem))
-            first = error.context_mark.line + 1 if error.context_mark else 0
             key = found.group(1) if found else "?"
-            self.problem(error.problem_mark.line, f"duplicate key '{key}' (first at line {first})")
+            mark, start = error.problem_mark, error.context_mark
+            lines = text.splitlines()[start.line if start else 0 : mark.line]
+            key_at = re.compile(rf"{re.escape(key)}\s*:")
+            first = [
+                number
+                for number, line in enumerate(lines)
+                if not line[: mark.column].strip(" -") and key_at.match(line, mark.column)
+            ]
+            where = f" (first at line {first[0] + start.line + 1})" if first and start else ""
+            self.problem(mark.line, f"duplicate key '{key}'{where}")
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             context = f" {error.context}" if error.context else ""
@@ -361,18 +369,22 @@ class _Reader:
         return stages
 
     def read_stage(self, node: Any, line: int, index: int) -> StageSpec:
-        where = f"stage {index + 1}"
+        named = isinstance(node, dict) and isinstance(node.get("id"), str)
+        where = f"stage '{node['id']}'" if named else f"stage {index + 1}"
         if not self.keys(node, line, where, ("id", "when", "actions"), ("title", "target")):
             return StageSpec("", None, Trigger("manual"), [], line=line + 1)
         at = {key: _at(node, "value", key, line) for key in node}
         stage_id = self.pattern(node.get("id"), at.get("id", line), "stage id", _SLUG)
-        where = f"stage '{stage_id}'" if stage_id else where
         title = self.text(node["title"], at["title"], f"{where} title") if "title" in node else None
-        when = self.trigger(node.get("when"), at.get("when", line), where)
+        when = Trigger("manual")
+        if "when" in node:
+            when = self.trigger(node["when"], at["when"], where)
         target = None
         if "target" in node:
             target = self.duration(node["target"], at["target"], f"{where} target")
-        actions = self.actions(node.get("actions"), at.get("actions", line), where)
+        actions = []
+        if "actions" in node:
+            actions = self.actions(node["actions"], at["actions"], where)
         return StageSpec(stage_id, title, when, actions, target, line + 1)
 
     def trigger(self, node: Any, line: int, where: str) -> Trigger:

@@ -1,0 +1,117 @@
+"""Deliveries: one message to one address, queued with a job; what an outcome means.
+
+Nothing here sends: the ``delivery.send`` job handler does, between transactions, and then
+calls :func:`record_outcome` to store what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from incident import jobs
+from incident.models import Delivery, DeliveryAttempt
+
+SEND_JOB = "delivery.send"
+
+
+def address_hash(address: str) -> str:
+    return hashlib.sha256(address.strip().encode()).hexdigest()
+
+
+def channel_of(address: str) -> str:
+    """The scheme of an apprise URL (``json``, ``mailto``, ``inbox`` ...)."""
+    return urlsplit(address).scheme.lower() or "unknown"
+
+
+def create(
+    *,
+    session: Session,
+    now: datetime,
+    purpose: str,
+    address: str,
+    subject: str,
+    body: str,
+    idempotency_key: str,
+    incident_id: str | None = None,
+    person_id: str | None = None,
+    recipient_id: int | None = None,
+    contact_position: int | None = None,
+    urgent: bool = False,
+    status: str = "queued",
+) -> Delivery:
+    """Queue one delivery and the job that sends it (a held delivery gets no job)."""
+    found = session.query(Delivery).filter_by(idempotency_key=idempotency_key).one_or_none()
+    if found is not None:
+        return found
+    delivery = Delivery(
+        idempotency_key=idempotency_key,
+        purpose=purpose,
+        incident_id=incident_id,
+        person_id=person_id,
+        recipient_id=recipient_id,
+        contact_position=contact_position,
+        address=address,
+        address_hash=address_hash(address),
+        channel=channel_of(address),
+        subject=subject[:300],
+        body=body,
+        status=status,
+        attempts=0,
+        urgent=urgent,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    if status == "queued":
+        jobs.enqueue(
+            session,
+            SEND_JOB,
+            {"delivery_id": delivery.id},
+            key=f"delivery:{delivery.id}",
+            run_at=now,
+            incident_id=incident_id,
+        )
+    return delivery
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at sending, as the channel reported it."""
+
+    started_at: datetime
+    duration_ms: int
+    outcome: str  # delivered | transient | permanent
+    status_code: int | None = None
+    error: str | None = None
+
+
+def record_attempts(
+    delivery: Delivery, attempts: list[Attempt], *, session: Session, now: datetime
+) -> str:
+    """Store the attempts and the delivery's final status; return that status."""
+    for attempt in attempts:
+        delivery.attempts += 1
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                number=delivery.attempts,
+                started_at=attempt.started_at,
+                duration_ms=attempt.duration_ms,
+                outcome=attempt.outcome,
+                status_code=attempt.status_code,
+                error=(attempt.error or None) and attempt.error[:500],  # type: ignore[index]
+            )
+        )
+    last = attempts[-1] if attempts else None
+    if last is not None and last.outcome == "delivered":
+        delivery.status = "delivered"
+    else:
+        delivery.status = "failed"
+        delivery.last_error = last.error if last else "no attempt made"
+    delivery.finished_at = now
+    return delivery.status
