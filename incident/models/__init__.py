@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed tables, one module per aggregate."""
 
 from incident.models.base import Base, UTCDateTime, new_id
+from incident.models.inbox import InboxMessage
 from incident.models.incidents import Incident, PlaybookVersion, Stage
 from incident.models.jobs import Job
 from incident.models.paging import AckToken, Delivery, DeliveryAttempt, Page, PageRecipient
@@ -17,6 +18,7 @@ __all__ = [
     "DeliveryAttempt",
     "Department",
     "IdempotencyRecord",
+    "InboxMessage",
     "Incident",
     "Job",
     "Page",

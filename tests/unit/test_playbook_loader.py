@@ -9,9 +9,9 @@ from incident.errors import PlaybookError
 from incident.playbook import RosterRefs, load_playbook, load_playbooks, parse_playbook_text
 
 ROSTER = RosterRefs(
-    departments={"inquiry", "coordination", "ticketing"},
-    roles={"duty_director", "deputy_director"},
-    people={"p-wang"},
+    departments=frozenset({"inquiry", "coordination", "ticketing"}),
+    roles=frozenset({"duty_director", "deputy_director"}),
+    people=frozenset({"p-wang"}),
 )
 
 # Line numbers matter: tests below point at lines of this text.
