@@ -28,7 +28,8 @@ class Page(Base):
     chain: Mapped[list[Any]]  # escalation levels, e.g. ["on_duty", "section_head", ...]
     level: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(12))  # pending|sent|acked|escalated|unreachable
-    template: Mapped[str] = mapped_column(String(100))
+    template: Mapped[str] = mapped_column(String(100))  # playbook template, or "" for text
+    text: Mapped[dict[str, Any] | None]  # {"zh": ..., "en": ...} when not from a template
     ack_within_s: Mapped[int]
     ack_deadline: Mapped[datetime | None]
     created_at: Mapped[datetime]

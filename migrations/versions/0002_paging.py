@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 18:57:54.346318
+Create Date: 2026-11-22 18:59:15.718832
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("level", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("template", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.JSON(), nullable=True),
         sa.Column("ack_within_s", sa.Integer(), nullable=False),
         sa.Column("ack_deadline", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
