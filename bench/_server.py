@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,13 +41,35 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def bench_env(database_url: str, playbooks_dir: Path, **extra: str) -> dict[str, str]:
+def source_tree(commit: str | None, workdir: Path) -> Path:
+    """The package to benchmark: the working tree, or ``git archive COMMIT`` in workdir/src.
+
+    Other people edit the working tree while benchmarks run; a commit gives stable figures.
+    The snapshot is imported through PYTHONPATH (ahead of the editable install).
+    """
+    if commit is None:
+        return REPO
+    dest = workdir / "src"
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def bench_env(
+    database_url: str, playbooks_dir: Path, src: Path = REPO, **extra: str
+) -> dict[str, str]:
     """The environment for every `incident` command: no INCIDENT_* leaks from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    env.pop("PYTHONPATH", None)
+    if src != REPO:
+        env["PYTHONPATH"] = str(src)
     env.update(
         INCIDENT_DATABASE_URL=database_url,
         INCIDENT_PLAYBOOKS_DIR=str(playbooks_dir),
-        INCIDENT_DEMO_ROSTER=str(REPO / "incident" / "demo" / "roster.yaml"),
+        INCIDENT_DEMO_ROSTER=str(src / "incident" / "demo" / "roster.yaml"),
         INCIDENT_LOG_FORMAT="json",  # so that the log can be counted by level afterwards
         INCIDENT_LOG_LEVEL="INFO",
         INCIDENT_EMBEDDED_WORKER="true",
@@ -100,6 +123,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.stop_signal: str | None = None
+        self.cpu: CpuSampler | None = None
 
     def start(self, ready_timeout: float = 60) -> None:
         with self.log_path.open("ab") as log:
@@ -111,6 +135,8 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        self.cpu = CpuSampler(self.proc.pid)
+        self.cpu.start()
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -136,6 +162,8 @@ class Server:
         proc = self.proc
         if proc is None:
             return
+        if self.cpu is not None:
+            self.cpu.stop()
         if proc.poll() is None:
             self.stop_signal = "SIGTERM"
             try:
@@ -235,14 +263,104 @@ def write_result(name: str, stamp: str, result: Mapping[str, Any]) -> Path:
     return path
 
 
+def git_commit(rev: str) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 def machine() -> dict[str, Any]:
+    """Where and on what code the benchmark ran (the package may have uncommitted edits)."""
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=False
+            )
+        except OSError:
+            return ""
+        return out.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "incident", "migrations").splitlines()
     return {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "platform": sys.platform,
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "package_files_uncommitted": len(dirty),
     }
 
 
 def redact_url(url: str) -> str:
     """Hide a password in a database URL before it goes into a results file."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class CpuSampler(threading.Thread):
+    """Samples CPU time every interval: the server process (all its threads, from /proc),
+    this benchmark process, and the whole machine (/proc/stat), to tell apart the server's
+    own load from other processes competing for the same cores."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        # (epoch s, server CPU s, this process's CPU s, machine busy CPU s)
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._halt = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> float | None:
+        try:
+            raw = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = raw.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._tick
+
+    def machine_busy(self) -> float:
+        try:
+            first = Path("/proc/stat").read_text().splitlines()[0].split()
+        except OSError:
+            return math.nan
+        ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
+        return (sum(ticks) - ticks[3] - ticks[4]) / self._tick
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            cpu = self.read()
+            if cpu is None:
+                return
+            self.samples.append((time.time(), cpu, time.process_time(), self.machine_busy()))
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(2)
+
+    def _window(
+        self, start: float, end: float
+    ) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]] | None:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        return inside[0], inside[-1]
+
+    def percent(self, start: float, end: float) -> float | None:
+        """The server's mean CPU % (100 = one core) between two epoch times."""
+        found = self._window(start, end)
+        if found is None:
+            return None
+        a, b = found
+        return round((b[1] - a[1]) / (b[0] - a[0]) * 100, 1)
+
+    def others_percent(self, start: float, end: float) -> float | None:
+        """CPU % used by every other process (not the server, not this benchmark)."""
+        found = self._window(start, end)
+        if found is None:
+            return None
+        a, b = found
+        used = (b[3] - a[3]) - (b[1] - a[1]) - (b[2] - a[2])
+        return round(max(used, 0.0) / (b[0] - a[0]) * 100, 1)

@@ -23,14 +23,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import (  # noqa: E402
+from _server import (
     REPO,
     Server,
     bench_env,
+    git_commit,
     log_summary,
     machine,
     prepare,
     redact_url,
+    source_tree,
     stats_ms,
     utc_stamp,
     write_result,
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="measured requests (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests first")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--commit",
+        default=None,
+        help="benchmark this commit (git archive to the temp dir) instead of the working tree",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     parser.add_argument("--time-limit", type=float, default=240, help="give up after (s)")
     parser.add_argument(
@@ -59,11 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     database_url = args.database_url or f"sqlite:///{tmp}/incident.db"
     backend = database_url.split(":", 1)[0].split("+", 1)[0]
     extra = {"INCIDENT_EMBEDDED_WORKER": "false"} if args.no_worker else {}
-    env = bench_env(database_url, REPO / "playbooks", **extra)
+    src = source_tree(args.commit, tmp)
+    source = f"commit {git_commit(args.commit)}" if args.commit else "working tree"
+    env = bench_env(database_url, src / "playbooks", src, **extra)
     server = Server(tmp, env, tmp / "server.log")
     latencies: list[float] = []
     failures: dict[str, int] = {}
     wall = 0.0
+    cpu: float | None = None
+    others: float | None = None
     ok = False
     try:
         token = prepare(tmp, env)
@@ -88,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 if r.status_code != 201:
                     raise RuntimeError(f"warm-up declaration got {r.status_code}: {r.text[:500]}")
             start = time.perf_counter()
+            start_epoch = time.time()
             for i in range(args.n):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"time limit of {args.time_limit}s reached after {i}")
@@ -97,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 if r.status_code != 201:
                     failures[str(r.status_code)] = failures.get(str(r.status_code), 0) + 1
             wall = time.perf_counter() - start
+            if server.cpu is not None:
+                cpu = server.cpu.percent(start_epoch, time.time())
+                others = server.cpu.others_percent(start_epoch, time.time())
         ok = True
     finally:
         server.stop()
@@ -109,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": NAME,
         "at": stamp,
         "backend": backend,
+        "source": source,
         "database_url": redact_url(database_url) if args.database_url else "sqlite (temp dir)",
         "n": args.n,
         "warmup": args.warmup,
         "latency_ms": stats,
         "requests_per_s": round(args.n / wall, 1) if wall else None,
         "wall_s": round(wall, 3),
+        "server_cpu_percent": cpu,
+        "other_processes_cpu_percent": others,
         "slowest": sorted(
             ({"request": i, "ms": round(ms, 2)} for i, ms in enumerate(latencies)),
             key=lambda x: -x["ms"],
@@ -128,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_result(NAME, stamp, result)
     print(
-        f"declare latency ({backend}, n={args.n} after {args.warmup} warm-up, 1 keep-alive client,"
+        f"declare latency ({backend}, {source}, n={args.n} after {args.warmup} warm-up,"
+        f" 1 keep-alive client,"
         f" embedded worker {'off' if args.no_worker else 'on'})\n"
         f"  p50 {stats['p50']} ms  p90 {stats['p90']} ms  p99 {stats['p99']} ms"
         f"  max {stats['max']} ms  mean {stats['mean']} ms\n"
-        f"  {result['requests_per_s']} requests/s; non-201: {failures or 'none'}\n"
+        f"  {result['requests_per_s']} requests/s; CPU (100 = one core): server {cpu}%,"
+        f" other processes {others}%;"
+        f" non-201: {failures or 'none'}\n"
         f"  slowest (request #, ms): {[(x['request'], x['ms']) for x in result['slowest']]}\n"
         f"  server log: {log.get('lines_by_level')}, warnings/errors:"
         f" {log.get('warning_error_events') or 'none'}\n"

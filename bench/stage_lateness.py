@@ -32,14 +32,17 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import (  # noqa: E402
+from _server import (
     REPO,
+    CpuSampler,
     Server,
     bench_env,
+    git_commit,
     log_summary,
     machine,
     prepare,
     run_cli,
+    source_tree,
     stats_ms,
     utc_stamp,
     write_result,
@@ -174,8 +177,29 @@ def pending_due(engine: Any, cutoff: datetime) -> int:
         )
 
 
-def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
-    """Read the database after the server stopped."""
+def logged_fires(log_path: Path) -> dict[tuple[str, str, str], datetime]:
+    """When the server logged each `stage_fired` (after the work, just before the commit)."""
+    found: dict[tuple[str, str, str], datetime] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if '"stage_fired"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+            key = (rec["incident_id"], rec["stage"], str(rec["occurrence"]))
+            found[key] = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00"))
+        except (ValueError, KeyError):
+            continue
+    return found
+
+
+def analyse(
+    engine: Any, first: datetime, cutoff: datetime, log_path: Path, cpu: CpuSampler | None
+) -> dict[str, Any]:
+    """Read the database (after the server stopped) and the server log."""
     with engine.connect() as conn:
         incidents = {
             row.id: (parse_db_time(row.declared_at), json.loads(row.facts))
@@ -186,8 +210,7 @@ def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
         }
         fired = conn.execute(
             text(
-                "SELECT incident_id, seq, at, data FROM timeline_events"
-                " WHERE kind = 'stage:fired'"
+                "SELECT incident_id, seq, at, data FROM timeline_events WHERE kind = 'stage:fired'"
             )
         ).all()
         all_events = conn.execute(
@@ -197,6 +220,14 @@ def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
             text("SELECT kind, status, run_at, finished_at, attempts FROM jobs")
         ).all()
 
+    logged = logged_fires(log_path)
+    by_log: list[float] = []
+    log_minus_at: list[float] = []
+    seconds: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {"declared": 0, "due": 0, "fired": 0, "max_late_ms": 0.0}
+    )
+    for declared_at, _ in incidents.values():
+        seconds[int((declared_at - first).total_seconds())]["declared"] += 1
     by_kind: dict[str, list[float]] = defaultdict(list)
     by_stage: dict[str, list[float]] = defaultdict(list)
     overall: list[float] = []
@@ -219,6 +250,14 @@ def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
         by_stage[stage].append(late)
         overall.append(late)
         buckets[int((due - first).total_seconds() // 10) * 10].append(late)
+        sec = seconds[int((due - first).total_seconds())]
+        sec["due"] += 1
+        sec["max_late_ms"] = max(sec["max_late_ms"], round(late, 1))
+        seconds[int((at - first).total_seconds())]["fired"] += 1
+        seen = logged.get((row.incident_id, stage, str(data.get("occurrence"))))
+        if seen is not None:
+            by_log.append((seen - due).total_seconds() * 1000)
+            log_minus_at.append((seen - at).total_seconds() * 1000)
         if due <= cutoff:
             fired_within[stage] += 1
         outliers.append(
@@ -276,7 +315,9 @@ def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
             "overall": stats_ms(overall),
             **{f"trigger:{k}": stats_ms(v) for k, v in sorted(by_kind.items())},
             "if_vs_condition_threshold": stats_ms(if_vs_threshold),
+            "overall_by_log_timestamp": stats_ms(by_log),
         },
+        "log_timestamp_minus_at_ms": stats_ms(log_minus_at),
         "lateness_ms_by_stage": {k: stats_ms(v) for k, v in sorted(by_stage.items())},
         "lateness_ms_by_due_window_s": {
             f"{k}-{k + 10}": stats_ms(v) for k, v in sorted(buckets.items())
@@ -294,6 +335,21 @@ def analyse(engine: Any, first: datetime, cutoff: datetime) -> dict[str, Any]:
         "jobs_by_kind_status": dict(sorted(job_kind_status.items())),
         "jobs_retried": retried,
         "job_finish_minus_run_at_ms": {k: stats_ms(v) for k, v in sorted(job_run_late.items())},
+        "per_second": [
+            {
+                "s": k,
+                **seconds[k],
+                "cpu_server": cpu.percent(first.timestamp() + k - 0.3, first.timestamp() + k + 1.3)
+                if cpu
+                else None,
+                "cpu_others": cpu.others_percent(
+                    first.timestamp() + k - 0.3, first.timestamp() + k + 1.3
+                )
+                if cpu
+                else None,
+            }
+            for k in sorted(seconds)
+        ],
     }
 
 
@@ -308,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--give-up", type=float, default=240.0, help="seconds after the first declaration"
     )
+    parser.add_argument(
+        "--commit",
+        default=None,
+        help="benchmark this commit (git archive to the temp dir) instead of the working tree",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (db, log)")
     args = parser.parse_args(argv)
 
@@ -317,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     playbooks.mkdir()
     (playbooks / f"{PLAYBOOK_ID}.yaml").write_text(PLAYBOOK, encoding="utf-8")
     db_path = tmp / "incident.db"
-    env = bench_env(f"sqlite:///{db_path}", playbooks)
+    src = source_tree(args.commit, tmp)
+    source = f"commit {git_commit(args.commit)}" if args.commit else "working tree"
+    env = bench_env(f"sqlite:///{db_path}", playbooks, src)
     server = Server(tmp, env, tmp / "server.log")
     engine = create_engine(f"sqlite:///{db_path}")
     ok = False
@@ -365,7 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {tmp}", file=sys.stderr)
 
     stopped_at = datetime.now(UTC)
-    analysis = analyse(engine, first, cutoff)
+    analysis = analyse(engine, first, cutoff, server.log_path, server.cpu)
+    cpu = server.cpu
+    cpu_declaring = cpu.percent(first.timestamp(), last.timestamp()) if cpu else None
+    cpu_after = cpu.percent(last.timestamp(), stopped_at.timestamp()) if cpu else None
+    others_declaring = cpu.others_percent(first.timestamp(), last.timestamp()) if cpu else None
+    others_after = cpu.others_percent(last.timestamp(), stopped_at.timestamp()) if cpu else None
     engine.dispose()
     declared_ok = [r for r in records if r["status"] == 201]
     statuses = Counter(str(r["status"]) for r in records)
@@ -373,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": NAME,
         "at": stamp,
         "backend": "sqlite",
+        "source": source,
         "incidents": args.incidents,
         "spread_s": args.spread,
         "clients": args.clients,
@@ -381,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         "declare_status": dict(statuses),
         "declare_latency_ms": stats_ms(r["ms"] for r in declared_ok),
         "declare_behind_schedule_ms": stats_ms(r["behind_schedule_ms"] for r in records),
+        "server_cpu_percent": {"declaring": cpu_declaring, "after_declaring": cpu_after},
+        "other_processes_cpu_percent": {
+            "declaring": others_declaring,
+            "after_declaring": others_after,
+        },
         "gave_up": gave_up,
         "ran_s_after_first_declaration": round((stopped_at - first).total_seconds(), 1),
         **analysis,
@@ -394,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lat = result["lateness_ms"]
     print(
-        f"stage lateness (sqlite, {args.incidents} incidents, embedded worker):"
+        f"stage lateness (sqlite, {source}, {args.incidents} incidents, embedded worker):"
         f" {result['stage_fired_events']} stage:fired events"
     )
     print(f"  {'trigger':<28}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
@@ -403,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key:<28}{s['count']:>7}{s['p50']:>10}{s['p99']:>10}{s['max']:>10}")
     print("  by due time (s after first declaration):")
     for key, s in result["lateness_ms_by_due_window_s"].items():
-        print(f"    {key:<10} n={s['count']:<5} p50 {s['p50']:>9}  p99 {s['p99']:>9}  max {s['max']:>9}")
+        print(
+            f"    {key:<10} n={s['count']:<5} p50 {s['p50']:>9}"
+            f"  p99 {s['p99']:>9}  max {s['max']:>9}"
+        )
     verdict = "meets" if lat["overall"].get("p99", 1e9) < 1000 else "MISSES"
     print(f"  target p99 < 1 s: {verdict}")
     print(f"  jobs by status: {result['jobs_by_status']}; retried: {result['jobs_retried']}")
@@ -411,6 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  declarations: {dict(statuses)}, latency {result['declare_latency_ms'].get('p50')} ms"
         f" p50 / {result['declare_latency_ms'].get('p99')} ms p99"
+    )
+    print(
+        f"  CPU (100 = one core): server {cpu_declaring}% while declaring, {cpu_after}% after;"
+        f" other processes {others_declaring}% / {others_after}%\n"
+        f"  fire logged {result['log_timestamp_minus_at_ms'].get('p50')} ms"
+        f" p50 / {result['log_timestamp_minus_at_ms'].get('max')} ms max after its `at`"
     )
     print(f"  timeline `at` going backwards: {result['timeline_at_backwards']}")
     print(

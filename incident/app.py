@@ -14,13 +14,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from incident import roster
 from incident.catalog import Catalog
+from incident.channels import Sender
 from incident.clock import Clock, SystemClock
 from incident.db import Database
 from incident.errors import IncidentError
 from incident.handlers import Context
 from incident.playbook import RosterRefs
 from incident.settings import Settings
-from incident.web import api, system
+from incident.web import api, paging_api, system
 from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
 from incident.web.state import AppState
 from incident.worker import Worker
@@ -71,7 +72,8 @@ def create_app(
     db = db or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
     catalog = catalog or load_catalog(settings, db)
-    state = AppState(settings=settings, db=db, clock=clock, catalog=catalog)
+    ctx = Context.build(settings, catalog)
+    state = AppState(settings=settings, db=db, clock=clock, catalog=catalog, ctx=ctx)
     embedded = settings.embedded_worker if run_worker is None else run_worker
 
     @contextlib.asynccontextmanager
@@ -79,7 +81,7 @@ def create_app(
         worker = None
         pin_catalog(catalog, db, clock)
         if embedded:
-            worker = Worker(db, Context(settings=settings, catalog=catalog), clock)
+            worker = Worker(db, ctx, clock, sender=Sender(ctx.send_policy()))
             worker.start()
         app.state.worker = worker
         try:
@@ -89,7 +91,7 @@ def create_app(
                 worker.stop()
 
     app = Starlette(
-        routes=[*system.routes, *api.routes],
+        routes=[*system.routes, *api.routes, *paging_api.routes],
         exception_handlers={
             IncidentError: incident_error_handler,
             HTTPException: http_error_handler,

@@ -89,7 +89,10 @@ def worker(env: Env) -> None:
     catalog = load_catalog(env.settings, env.db)
     clock = SystemClock()
     pin_catalog(catalog, env.db, clock)
-    w = Worker(env.db, Context(settings=env.settings, catalog=catalog), clock)
+    from incident.channels import Sender
+
+    ctx = Context.build(env.settings, catalog)
+    w = Worker(env.db, ctx, clock, sender=Sender(ctx.send_policy()))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -104,7 +104,7 @@ def record_attempts(
                 duration_ms=attempt.duration_ms,
                 outcome=attempt.outcome,
                 status_code=attempt.status_code,
-                error=(attempt.error or None) and attempt.error[:500],  # type: ignore[index]
+                error=attempt.error[:500] if attempt.error else None,
             )
         )
     last = attempts[-1] if attempts else None

@@ -1,21 +1,26 @@
 """Job handlers: one thin function per job kind.
 
 A handler runs inside the transaction that also completes its job, so its effects and the
-job's completion commit together (a handler that must send does so between transactions).
+job's completion commit together. Sending (``delivery.send``) is the worker's concurrent path:
+it sends between transactions and records outcomes through :func:`record_sent`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import response
+from incident import delivery, notices, paging, response
 from incident.catalog import Catalog
+from incident.channels import Outcome, SendPolicy
 from incident.jobs import Claimed
-from incident.models import Incident
+from incident.models import Delivery, InboxMessage, Incident, Page
+from incident.playbook import Playbook
+from incident.security import AckLinks
 from incident.settings import Settings
 
 
@@ -25,6 +30,34 @@ class Context:
 
     settings: Settings
     catalog: Catalog
+    policy: paging.PagingPolicy
+
+    @classmethod
+    def build(cls, settings: Settings, catalog: Catalog) -> Context:
+        links = AckLinks(
+            settings.secret_key, settings.public_url, timedelta(minutes=settings.ack_link_minutes)
+        )
+        policy = paging.PagingPolicy(
+            links=links,
+            zone=settings.zone,
+            flood_limit=settings.page_flood_limit,
+            flood_window=timedelta(minutes=settings.page_flood_window_minutes),
+        )
+        return cls(settings=settings, catalog=catalog, policy=policy)
+
+    def send_policy(self) -> SendPolicy:
+        s = self.settings
+        return SendPolicy(
+            attempts=s.delivery_attempts,
+            attempt_timeout=s.delivery_attempt_timeout_seconds,
+            total_seconds=s.delivery_total_seconds,
+            backoff_seconds=s.delivery_backoff_seconds,
+            in_flight=s.delivery_in_flight,
+        )
+
+    def playbook_for(self, incident_id: str | None, *, session: Session) -> Playbook | None:
+        incident = session.get(Incident, incident_id) if incident_id else None
+        return None if incident is None else response.playbook_of(incident, self.catalog)
 
 
 Handler = Callable[[Claimed, Session, datetime, Context], None]
@@ -37,6 +70,7 @@ def fire_stage(job: Claimed, session: Session, now: datetime, ctx: Context) -> N
         session=session,
         now=now,
         catalog=ctx.catalog,
+        policy=ctx.policy,
     )
 
 
@@ -48,7 +82,81 @@ def evaluate_incident(job: Claimed, session: Session, now: datetime, ctx: Contex
         )
 
 
+def page_deadline(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    page = session.get(Page, job.payload["page_id"])
+    if page is not None:
+        paging.on_deadline(
+            page.id,
+            int(job.payload["level"]),
+            session=session,
+            now=now,
+            policy=ctx.policy,
+            playbook=ctx.playbook_for(page.incident_id, session=session),
+        )
+
+
+def send_bundle(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    paging.send_bundle(str(job.payload["address_hash"]), session=session, now=now)
+
+
+def record_sent(
+    sent: Delivery, outcome: Outcome, *, session: Session, now: datetime, ctx: Context
+) -> None:
+    """Store what sending one delivery did, and move its page on."""
+    if sent.status in ("delivered", "failed"):
+        return  # recorded by an earlier run of the same job
+    status = delivery.record_attempts(
+        sent,
+        [
+            delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
+            for t in outcome.tries
+        ],
+        session=session,
+        now=now,
+    )
+    if status == "delivered" and sent.channel == "inbox":
+        file_in_inbox(sent, session=session, now=now)
+    if sent.purpose == "page":
+        paging.on_delivery_outcome(
+            sent,
+            session=session,
+            now=now,
+            policy=ctx.policy,
+            playbook=ctx.playbook_for(sent.incident_id, session=session),
+        )
+
+
+def file_in_inbox(sent: Delivery, *, session: Session, now: datetime) -> None:
+    """The demo channel's receiver: keep the message (once) for the demo inbox."""
+    seen = session.scalar(
+        select(InboxMessage.id).where(InboxMessage.idempotency_key == sent.idempotency_key)
+    )
+    if seen is None:
+        session.add(
+            InboxMessage(
+                address=sent.address,
+                subject=sent.subject,
+                body=sent.body,
+                idempotency_key=sent.idempotency_key,
+                received_at=now,
+            )
+        )
+
+
+def check_notice_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    notices.check_due(
+        str(job.payload["notice_id"]),
+        int(job.payload["version"]),
+        session=session,
+        now=now,
+        policy=ctx.policy,
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "stage.fire": fire_stage,
     "incident.evaluate": evaluate_incident,
+    paging.DEADLINE_JOB: page_deadline,
+    paging.BUNDLE_JOB: send_bundle,
+    notices.CHECK_DUE_JOB: check_notice_due,
 }

@@ -160,6 +160,40 @@ def cancel_for_incident(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def cancel_keys(session: Session, keys: list[str], *, now: datetime) -> int:
+    """Cancel the queued jobs with these keys; return how many."""
+    if not keys:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(Job.key.in_(keys), Job.status == "queued")
+        .values(status="cancelled", finished_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def complete_many(session: Session, job_ids: list[int], *, owner: str, now: datetime) -> None:
+    """Mark claimed jobs done in one statement (the caller checked they are still ours)."""
+    if job_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == "running", Job.lease_owner == owner)
+            .values(status="done", finished_at=now, lease_owner=None, lease_until=None),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def still_ours(session: Session, job_ids: list[int], *, owner: str) -> set[int]:
+    """Which of these claimed jobs this worker still holds."""
+    if not job_ids:
+        return set()
+    rows = session.scalars(
+        select(Job.id).where(Job.id.in_(job_ids), Job.status == "running", Job.lease_owner == owner)
+    )
+    return set(rows)
+
+
 def next_run_at(session: Session) -> datetime | None:
     """When the earliest queued job is due (expired leases count as due now)."""
     queued = session.scalar(select(func.min(Job.run_at)).where(Job.status == "queued"))

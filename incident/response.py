@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import jobs, timeline
+from incident import jobs, notices, paging, timeline
 from incident.catalog import Catalog
 from incident.errors import Conflict, FieldError, NotFound, ValidationFailed
 from incident.logs import get_logger
@@ -27,7 +27,7 @@ log = get_logger(__name__)
 MODES = ("live", "drill")
 STATUSES = ("active", "contained", "resolved", "closed")
 TITLE_MAX = 200
-STAGE_JOB_KINDS = ("stage.fire", "incident.evaluate")
+PENDING_JOB_KINDS = ("stage.fire", "incident.evaluate", paging.DEADLINE_JOB)
 _NEXT_STATUS = {
     "active": {"contained", "resolved"},
     "contained": {"resolved"},
@@ -255,28 +255,60 @@ def _action_record(action: Action) -> dict[str, Any]:
 
 def _perform(
     incident: Incident,
+    playbook: Playbook,
     spec: StageSpec,
     stage: Stage,
     occurrence: int | str,
     *,
     session: Session,
     now: datetime,
+    policy: paging.PagingPolicy,
 ) -> None:
-    # Paging, notices, passenger messages and tasks arrive with their own issues; until
-    # then each action is recorded on the timeline, once per stage occurrence.
     for index, action in enumerate(spec.actions):
+        origin = f"{stage.key}:{occurrence}:{index}"
+        if action.kind == "page":
+            paging.page_for_action(
+                incident,
+                playbook,
+                action,
+                origin=origin,
+                stage_key=stage.key,
+                session=session,
+                now=now,
+                policy=policy,
+            )
+            continue
+        # Notices, passenger messages and tasks arrive with their own issues; until then
+        # each is recorded on the timeline, once per stage occurrence.
         timeline.append(
             incident,
             _ACTION_EVENTS[action.kind],
             {"stage": stage.key, **_action_record(action)},
             session=session,
             at=now,
-            dedup_key=f"action:{stage.key}:{occurrence}:{index}",
+            dedup_key=f"action:{origin}",
         )
+        if action.kind == "notice":
+            notices.draft_from_action(
+                incident,
+                playbook,
+                action,
+                origin=origin,
+                stage_key=stage.key,
+                session=session,
+                now=now,
+                zone=policy.zone,
+            )
 
 
 def fire_stage(
-    stage_id: int, occurrence: int | str, *, session: Session, now: datetime, catalog: Catalog
+    stage_id: int,
+    occurrence: int | str,
+    *,
+    session: Session,
+    now: datetime,
+    catalog: Catalog,
+    policy: paging.PagingPolicy,
 ) -> bool:
     """Fire one occurrence of a stage; a repeat of the same occurrence changes nothing."""
     stage = session.get(Stage, stage_id)
@@ -304,7 +336,7 @@ def fire_stage(
     )
     if fired is None:
         return False
-    _perform(incident, spec, stage, occurrence, session=session, now=now)
+    _perform(incident, playbook, spec, stage, occurrence, session=session, now=now, policy=policy)
     stage.fired_at = now
     stage.fire_count += 1
     if spec.when.kind == "every" and spec.when.delay is not None and isinstance(occurrence, int):
@@ -436,7 +468,7 @@ def _set_status(
 
 
 def _stand_down(incident: Incident, *, session: Session, now: datetime) -> None:
-    cancelled = jobs.cancel_for_incident(session, incident.id, kinds=STAGE_JOB_KINDS, now=now)
+    cancelled = jobs.cancel_for_incident(session, incident.id, kinds=PENDING_JOB_KINDS, now=now)
     for stage in incident.stages:
         if stage.trigger == "resolved":
             _make_due(incident, stage, now, session=session, reason="resolved")

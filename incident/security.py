@@ -6,14 +6,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from incident.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from incident.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from incident.models import ApiToken, Person, User, new_id
 
 ROLES = ("admin", "duty_manager", "staff", "evaluator", "viewer")
@@ -128,3 +129,33 @@ def check_password(user: User, password: str) -> bool:
         return _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+class AckLinks:
+    """Signed, short-lived, single-use acknowledgement links (single use is enforced by the
+    caller recording the nonce)."""
+
+    def __init__(self, secret: str, public_url: str, ttl: timedelta) -> None:
+        self._serializer = URLSafeSerializer(secret, salt="incident.ack")
+        self._base = public_url.rstrip("/")
+        self.ttl = ttl
+
+    def token(self, recipient_id: int, *, now: datetime) -> str:
+        expires = int((now + self.ttl).timestamp())
+        return str(
+            self._serializer.dumps({"r": recipient_id, "n": secrets.token_hex(6), "e": expires})
+        )
+
+    def url(self, recipient_id: int, *, now: datetime) -> str:
+        return f"{self._base}/ack/{self.token(recipient_id, now=now)}"
+
+    def read(self, token: str, *, now: datetime) -> tuple[int, str]:
+        """The recipient id and nonce of a valid token; raises NotFound or Gone."""
+        try:
+            data = self._serializer.loads(token)
+            recipient_id, nonce, expires = int(data["r"]), str(data["n"]), int(data["e"])
+        except (BadSignature, KeyError, TypeError, ValueError):
+            raise NotFound("this acknowledgement link is not valid") from None
+        if now.timestamp() > expires:
+            raise Gone("this acknowledgement link has expired")
+        return recipient_id, nonce

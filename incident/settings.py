@@ -44,6 +44,21 @@ class Settings:
     worker_poll_seconds: float = 1.0
     job_max_attempts: int = 10
     max_body_bytes: int = 262_144
+    ack_link_minutes: int = 240
+    page_flood_limit: int = 5
+    page_flood_window_minutes: int = 15
+    delivery_attempts: int = 4
+    delivery_attempt_timeout_seconds: float = 10.0
+    delivery_total_seconds: float = 25.0
+    delivery_backoff_seconds: float = 0.5
+    delivery_in_flight: int = 256
+    inbound_secret: Secret = field(default_factory=lambda: Secret(""))
+    notice_four_eyes: bool = False
+    public_channels: Secret = field(default_factory=lambda: Secret(""))
+    drill_notice_channel: str = "inbox://drill-notices"
+    cap_sender: str = ""
+    notice_cache_seconds: float = 1.0
+    demo_inbox: bool = True
     demo_roster: Path = Path("incident/demo/roster.yaml")
 
     @property

@@ -29,6 +29,9 @@ SHOWN = {
     "incident:facts_changed",
     "incident:status_changed",
     "page:requested",
+    "page:opened",
+    "page:escalated",
+    "page:unanswered",
     "notice:requested",
     "passenger_message:requested",
     "task:requested",
@@ -74,6 +77,12 @@ class Step:
             }
             params = ", ".join(f"{k}={v}" for k, v in shown.items())
             what = f"  {self.data.get('action')}: {params}"
+        elif self.kind == "page:opened":
+            what = f"  page {self.data.get('target')}"
+        elif self.kind == "page:escalated":
+            what = f"  page escalates (no acknowledgement, level {self.data.get('from_level')})"
+        elif self.kind == "page:unanswered":
+            what = "  page unanswered at the end of its chain"
         elif self.kind == "incident:status_changed":
             what = f"incident {self.data.get('to')}"
         elif self.kind == "incident:severity_changed":
@@ -115,9 +124,8 @@ def simulate(
     )
     Base.metadata.create_all(db.engine)
     clock = FrozenClock(START)
-    worker = Worker(
-        db, Context(settings=Settings(database_url="sqlite://"), catalog=catalog), clock
-    )
+    # No sender: deliveries are created as the engine would, and nothing is sent.
+    worker = Worker(db, Context.build(Settings(database_url="sqlite://"), catalog), clock)
     pending = sorted(changes, key=lambda c: c.at)
     if resolve_at is not None:
         at = parse_duration(resolve_at) if isinstance(resolve_at, str) else resolve_at

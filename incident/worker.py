@@ -1,29 +1,40 @@
 """The worker: claims due jobs under a lease, runs their handlers, records the outcome.
 
+Jobs that only change the database run one at a time, each in its own transaction with its
+completion. ``delivery.send`` jobs are handed to the :class:`~incident.channels.Sender`, which
+sends many at once off this thread; their outcomes come back and are recorded in batches, one
+transaction per batch, so durable delivery costs little more than sending.
+
 ``incident serve`` runs one in a thread beside the web app; ``incident worker`` runs one alone.
-Tests drive it with :meth:`Worker.run_due` and a frozen clock.
+Tests drive it with :meth:`Worker.drain` and a frozen clock.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import socket
 import threading
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from incident import jobs
+from incident.channels import Message, Outcome, Sender
 from incident.clock import Clock
 from incident.db import Database
-from incident.handlers import HANDLERS, Context, Handler
+from incident.delivery import SEND_JOB
+from incident.handlers import HANDLERS, Context, Handler, record_sent
 from incident.logs import get_logger
-from incident.models import new_id
+from incident.models import Delivery, new_id
 
 log = get_logger(__name__)
+RECORD_BATCH = 200
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -38,46 +49,61 @@ class Worker:
         ctx: Context,
         clock: Clock,
         *,
+        sender: Sender | None = None,
         handlers: dict[str, Handler] | None = None,
         owner: str | None = None,
     ) -> None:
         self.db = db
         self.ctx = ctx
         self.clock = clock
+        self.sender = sender
         self.handlers = handlers or HANDLERS
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
         self.max_attempts = ctx.settings.job_max_attempts
+        self.in_flight_limit = max(1, ctx.settings.delivery_in_flight)
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._in_flight: dict[int, Future[Outcome]] = {}
+        self._finished: queue.SimpleQueue[tuple[jobs.Claimed, Outcome]] = queue.SimpleQueue()
 
     # -- one round -------------------------------------------------------------------------
-    def run_due(self, limit: int = 100) -> int:
-        """Claim and run the jobs due now; return how many ran."""
+    def run_due(self, limit: int = 500) -> int:
+        """Record finished sends, then claim and start the jobs due now; return how many."""
+        recorded = self.record_finished()
+        room = self.in_flight_limit - len(self._in_flight)
         now = self.clock.now()
         with self.db.transaction() as session:
-            claimed = jobs.claim(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
+            claimed = jobs.claim(
+                session, owner=self.owner, now=now, lease=self.lease, limit=max(1, min(limit, room))
+            )
+        sends = [job for job in claimed if job.kind == SEND_JOB]
+        if sends:
+            self._start_sends(sends)
         for job in claimed:
-            self._run(job)
-        return len(claimed)
+            if job.kind != SEND_JOB:
+                self._run(job)
+        return len(claimed) + recorded
 
-    def drain(self, max_rounds: int = 1000) -> int:
-        """Run due jobs until none is due (for tests and simulations)."""
+    def drain(self, max_rounds: int = 10_000) -> int:
+        """Run due jobs, and wait for their sends, until nothing is due (tests, simulation)."""
         total = 0
         for _ in range(max_rounds):
             ran = self.run_due()
-            if not ran:
-                break
             total += ran
+            if self._in_flight:
+                wait(list(self._in_flight.values()), timeout=60, return_when=FIRST_COMPLETED)
+                continue
+            if not ran and self._finished.empty():
+                break
         return total
 
     def _run(self, job: jobs.Claimed) -> None:
         handler = self.handlers.get(job.kind)
-        bound = structlog.contextvars.bound_contextvars(
+        with structlog.contextvars.bound_contextvars(
             job_id=job.id, job_kind=job.kind, incident_id=job.incident_id
-        )
-        with bound:
+        ):
             now = self.clock.now()
             try:
                 if handler is None:
@@ -97,7 +123,7 @@ class Worker:
             with self.db.transaction() as session:
                 if job.attempts >= self.max_attempts:
                     jobs.fail(session, job.id, owner=self.owner, now=now, error=error)
-                    log.error("job_failed", attempts=job.attempts, error=error)
+                    log.error("job_failed", job_id=job.id, attempts=job.attempts, error=error)
                 else:
                     jobs.retry(
                         session,
@@ -106,9 +132,78 @@ class Worker:
                         at=now + retry_delay(job.attempts),
                         error=error,
                     )
-                    log.warning("job_retry", attempts=job.attempts, error=error)
+                    log.warning("job_retry", job_id=job.id, attempts=job.attempts, error=error)
         except jobs.LeaseLost:
-            log.warning("job_lease_lost")
+            log.warning("job_lease_lost", job_id=job.id)
+
+    # -- sending ---------------------------------------------------------------------------
+    def _start_sends(self, claimed: list[jobs.Claimed]) -> None:
+        by_delivery = {int(job.payload["delivery_id"]): job for job in claimed}
+        with self.db.reading() as session:
+            rows = session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.status,
+                    Delivery.address,
+                    Delivery.subject,
+                    Delivery.body,
+                    Delivery.idempotency_key,
+                ).where(Delivery.id.in_(by_delivery))
+            ).all()
+        skip: list[jobs.Claimed] = []
+        found = {row.id for row in rows}
+        skip.extend(job for d, job in by_delivery.items() if d not in found)
+        for row in rows:
+            job = by_delivery[row.id]
+            if row.status != "queued" or self.sender is None:
+                skip.append(job)  # already recorded, held back, or a simulation: send nothing
+                continue
+            message = Message(row.id, row.address, row.subject, row.body, row.idempotency_key)
+            future = self.sender.submit(message)
+            self._in_flight[job.id] = future
+            future.add_done_callback(functools.partial(self._on_sent, job))
+        if skip:
+            with self.db.transaction() as session:
+                ours = jobs.still_ours(session, [j.id for j in skip], owner=self.owner)
+                jobs.complete_many(session, sorted(ours), owner=self.owner, now=self.clock.now())
+
+    def _on_sent(self, job: jobs.Claimed, future: Future[Outcome]) -> None:
+        try:
+            outcome = future.result()
+        except Exception as exc:  # the sender itself failed: record it as a failed attempt
+            log.error("send_crashed", job_id=job.id, error=str(exc))
+            outcome = Outcome(int(job.payload["delivery_id"]))
+        self._finished.put((job, outcome))
+        self.wake.set()
+
+    def record_finished(self) -> int:
+        """Record the outcomes of finished sends, many per transaction."""
+        done: list[tuple[jobs.Claimed, Outcome]] = []
+        while len(done) < RECORD_BATCH:
+            try:
+                done.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        if not done:
+            return 0
+        now = self.clock.now()
+        try:
+            with self.db.transaction() as session:
+                ours = jobs.still_ours(session, [job.id for job, _ in done], owner=self.owner)
+                for job, outcome in done:
+                    if job.id not in ours:
+                        log.warning("job_lease_lost", job_id=job.id)
+                        continue
+                    sent = session.get(Delivery, outcome.delivery_id)
+                    if sent is not None:
+                        record_sent(sent, outcome, session=session, now=now, ctx=self.ctx)
+                jobs.complete_many(session, sorted(ours), owner=self.owner, now=now)
+        except Exception as exc:  # leave the jobs to their lease: they run again elsewhere
+            log.error("record_failed", error=str(exc), count=len(done))
+        finally:
+            for job, _ in done:
+                self._in_flight.pop(job.id, None)
+        return len(done)
 
     # -- the loop --------------------------------------------------------------------------
     def seconds_until_next(self) -> float:
@@ -124,7 +219,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 ran = self.run_due()
-                if ran:
+                if ran and len(self._in_flight) < self.in_flight_limit:
                     continue
                 self.wake.wait(self.seconds_until_next())
                 self.wake.clear()
@@ -152,3 +247,5 @@ class Worker:
             self._thread.join(timeout)
         if event.contains(Session, "after_commit", self._after_commit):
             event.remove(Session, "after_commit", self._after_commit)
+        if self.sender is not None:
+            self.sender.close()

@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from incident import roster, security
 from incident.app import create_app
 from incident.catalog import Catalog
+from incident.channels import Sender
 from incident.clock import FrozenClock
 from incident.db import Database
 from incident.handlers import Context
@@ -121,8 +123,22 @@ def seeded(db: Database, roster_doc: roster.RosterDoc) -> Database:
 
 
 @pytest.fixture
-def worker(seeded: Database, settings: Settings, catalog: Catalog, clock: FrozenClock) -> Worker:
-    return Worker(seeded, Context(settings=settings, catalog=catalog), clock, owner="test")
+def context(settings: Settings, catalog: Catalog) -> Context:
+    return Context.build(settings, catalog)
+
+
+@pytest.fixture
+def sender(context: Context) -> Iterator[Sender]:
+    """Sends for real; tests give backoff a tiny base so retries take milliseconds."""
+    policy = replace(context.send_policy(), backoff_seconds=0.01, max_backoff_seconds=0.05)
+    real = Sender(policy)
+    yield real
+    real.close()
+
+
+@pytest.fixture
+def worker(seeded: Database, context: Context, clock: FrozenClock, sender: Sender) -> Worker:
+    return Worker(seeded, context, clock, sender=sender, owner="test")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from incident.models.base import Base, UTCDateTime, new_id
 from incident.models.inbox import InboxMessage
 from incident.models.incidents import Incident, PlaybookVersion, Stage
 from incident.models.jobs import Job
+from incident.models.notices import Notice, NoticeFeedState, NoticeVersion
 from incident.models.paging import AckToken, Delivery, DeliveryAttempt, Page, PageRecipient
 from incident.models.roster import ContactMethod, Department, Person, RotaOverride, RotaPattern
 from incident.models.security import ApiToken, IdempotencyRecord, User
@@ -21,6 +22,9 @@ __all__ = [
     "InboxMessage",
     "Incident",
     "Job",
+    "Notice",
+    "NoticeFeedState",
+    "NoticeVersion",
     "Page",
     "PageRecipient",
     "Person",

@@ -98,6 +98,8 @@ def _id_line(source: str) -> int:
 
 def _at(node: Any, how: str, key: Any, default: int) -> int:
     """The 0-based line of a mapping's key or value, or a sequence's item."""
+    if how == "value" and isinstance(node, dict) and node.get(key) is None:
+        how = "key"  # an empty value has no position of its own
     try:
         return int(getattr(node.lc, how)(key)[0])
     except (AttributeError, KeyError, IndexError, TypeError):
@@ -129,22 +131,21 @@ class _Reader:
         required = ("id", "version", "title", "kind", "stages")
         optional = ("description", "inputs", "targets", "templates")
         self.keys(data, 0, "the playbook", required, optional)
-        value = data.get
         line = {key: _at(data, "value", key, 0) for key in data}
-        playbook_id = self.pattern(value("id"), line.get("id", 0), "id", _SLUG)
-        version = value("version")
+        playbook_id = self.pattern(data["id"], line["id"], "id", _SLUG) if "id" in data else ""
+        version = data.get("version")
         if "version" in data and (type(version) is bool or not isinstance(version, int)):
             self.problem(line["version"], "version must be a whole number, such as 1")
         elif isinstance(version, int) and version < 1:
             self.problem(line["version"], "version must be 1 or more")
         title = self.text(data["title"], line["title"], "title") if "title" in data else {}
-        kind = self.pattern(value("kind"), line.get("kind", 0), "kind", _NAME)
+        kind = self.pattern(data["kind"], line["kind"], "kind", _NAME) if "kind" in data else ""
         description = None
         if "description" in data:
-            description = self.text(value("description"), line["description"], "description")
-        self.inputs = self.read_inputs(value("inputs"), line.get("inputs", 0))
-        targets = self.read_targets(value("targets"), line.get("targets", 0))
-        templates = self.read_templates(value("templates"), line.get("templates", 0))
+            description = self.text(data["description"], line["description"], "description")
+        self.inputs = self.read_inputs(data.get("inputs"), line.get("inputs", 0))
+        targets = self.read_targets(data.get("targets"), line.get("targets", 0))
+        templates = self.read_templates(data.get("templates"), line.get("templates", 0))
         stages = self.read_stages(data["stages"], line["stages"]) if "stages" in data else []
         self.check_templates(templates)
         if self.problems:
@@ -184,10 +185,12 @@ class _Reader:
             self.problem(mark.line, f"duplicate key '{key}'{where}")
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
-            context = f" {error.context}" if error.context else ""
-            self.problem(mark.line if mark else 0, f"bad YAML: {error.problem}{context}")
+            what = ", ".join(
+                str(part).splitlines()[0] for part in (error.context, error.problem) if part
+            )
+            self.problem(mark.line if mark else 0, f"bad YAML: {what}")
         except YAMLError as error:
-            self.problem(0, f"bad YAML: {error}")
+            self.problem(0, f"bad YAML: {str(error).splitlines()[0]}")
         return None
 
     def keys(
@@ -208,8 +211,6 @@ class _Reader:
         return True
 
     def pattern(self, value: Any, line: int, what: str, pattern: re.Pattern[str]) -> str:
-        if value is None:
-            return ""
         if not isinstance(value, str) or not pattern.fullmatch(value):
             self.problem(line, f"{what} '{value}' must be lower case letters, digits, - or _")
             return ""
@@ -374,7 +375,7 @@ class _Reader:
         if not self.keys(node, line, where, ("id", "when", "actions"), ("title", "target")):
             return StageSpec("", None, Trigger("manual"), [], line=line + 1)
         at = {key: _at(node, "value", key, line) for key in node}
-        stage_id = self.pattern(node.get("id"), at.get("id", line), "stage id", _SLUG)
+        stage_id = self.pattern(node["id"], at["id"], "stage id", _SLUG) if "id" in node else ""
         title = self.text(node["title"], at["title"], f"{where} title") if "title" in node else None
         when = Trigger("manual")
         if "when" in node:

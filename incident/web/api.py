@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from incident import idempotency, response, timeline
+from incident.models import Incident
 from incident.web.auth import principal
 from incident.web.problems import BadRequest
 from incident.web.requests import (
@@ -23,7 +24,7 @@ from incident.web.requests import (
     read_json_object,
 )
 from incident.web.state import AppState, state_of
-from incident.web.views import event_json, incident_json, incident_summary
+from incident.web.views import event_json, incident_json, incident_summary, pages_summary
 
 T = TypeVar("T")
 RUNS_INCIDENTS = ("duty_manager",)
@@ -50,9 +51,16 @@ async def read(request: Request, fn: Callable[[Session], T]) -> T:
     return await run_in_threadpool(run)
 
 
+def incident_view(state: AppState, session: Session, incident: Incident) -> dict[str, Any]:
+    """The incident as the API shows it, with its pages summarised."""
+    view = incident_json(incident, response.playbook_of(incident, state.catalog))
+    session.flush()
+    view["pages"] = pages_summary(incident.id, session=session)
+    return view
+
+
 def _incident_view(state: AppState, session: Session, incident_id: str) -> dict[str, Any]:
-    incident = response.get_incident(incident_id, session=session)
-    return incident_json(incident, response.playbook_of(incident, state.catalog))
+    return incident_view(state, session, response.get_incident(incident_id, session=session))
 
 
 async def list_playbooks(request: Request) -> Response:
@@ -98,7 +106,7 @@ async def declare(request: Request) -> Response:
             actor=who.name,
         )
         session.flush()
-        view = incident_json(incident, response.playbook_of(incident, state.catalog))
+        view = incident_view(state, session, incident)
         if key is not None:
             idempotency.remember(
                 who.user_id, route, key, body_digest, 201, view, session=session, now=now
@@ -178,7 +186,7 @@ async def change_incident(request: Request) -> Response:
             status=body.get("status"),
             actor=who.name,
         )
-        return incident_json(incident, response.playbook_of(incident, state.catalog))
+        return incident_view(state, session, incident)
 
     return JSONResponse(await write(request, run))
 
@@ -194,7 +202,7 @@ async def fire_stage(request: Request) -> Response:
     def run(session: Session, now: datetime) -> dict[str, Any]:
         incident = response.get_incident(incident_id, session=session)
         response.fire_manually(incident, stage_key, session=session, now=now, actor=who.name)
-        return incident_json(incident, response.playbook_of(incident, state.catalog))
+        return incident_view(state, session, incident)
 
     return JSONResponse(await write(request, run), status_code=202)
 

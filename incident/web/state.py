@@ -9,6 +9,7 @@ from starlette.requests import Request
 from incident.catalog import Catalog
 from incident.clock import Clock
 from incident.db import Database
+from incident.handlers import Context
 from incident.settings import Settings
 
 
@@ -18,6 +19,7 @@ class AppState:
     db: Database
     clock: Clock
     catalog: Catalog
+    ctx: Context
 
 
 def state_of(request: Request) -> AppState:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from incident import paging
 from incident.models import Incident, Stage, TimelineEvent
 from incident.playbook import Playbook
 
@@ -72,4 +75,14 @@ def event_json(event: TimelineEvent) -> dict[str, Any]:
         "data": event.data,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+    }
+
+
+def pages_summary(incident_id: str, *, session: Session) -> dict[str, int]:
+    pages = paging.pages_of(incident_id, session=session)
+    return {
+        "total": len(pages),
+        "awaiting_ack": sum(1 for p in pages if p.status in ("pending", "sent", "escalated")),
+        "acked": sum(1 for p in pages if p.status == "acked"),
+        "unreachable": sum(1 for p in pages if p.status == "unreachable"),
     }

@@ -148,6 +148,19 @@ def test_a_file_that_is_not_a_mapping_is_a_problem() -> None:
     assert problems("") == [(1, "a playbook is a mapping with id, version, title, kind and stages")]
 
 
+def test_empty_values_are_reported_at_their_own_line() -> None:
+    found = problems("id:\nversion:\ntitle: {zh: a, en: b}\nkind: k\nstages:\n")
+    assert_problem(found, 1, "id 'None' must be lower case letters")
+    assert_problem(found, 2, "version must be a whole number")
+    assert_problem(found, 5, "stages must be a list with at least one stage")
+
+
+def test_a_second_yaml_document_is_a_problem() -> None:
+    assert problems(MINIMAL + "---\nid: other\n") == [
+        (18, "bad YAML: expected a single document in the stream, but found another document")
+    ]
+
+
 def test_missing_top_level_keys_are_reported() -> None:
     found = problems("id: x\nversion: 1\n")
     assert_problem(found, 1, "the playbook is missing 'title', 'kind', 'stages'")

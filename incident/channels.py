@@ -1,0 +1,320 @@
+"""Sending one message to one address, and sorting what went wrong.
+
+Webhook schemes (``json://``, ``form://`` and their secure forms) go through one keep-alive
+aiohttp session with the payload apprise would send (apprise parses the URL, so its options,
+headers and payload extras mean the same); every other scheme goes through apprise, with one
+reused object per URL, ``service_timeout=0`` and our own bounded thread pool.
+``inbox://`` is the demo channel: it always delivers (the outcome recorder files the message).
+
+Failures are transient (timeouts, connection errors, 408, 429, 5xx, apprise failure) and
+retried with tenacity, exponential backoff with jitter, bounded in attempts and total time,
+``Retry-After`` honoured; or permanent (bad URL, other 4xx, nothing to notify) and not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import apprise
+from apprise.plugins.custom_json import NotifyJSON
+from apprise.result import AppriseResultStatus
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from incident.logs import get_logger
+
+log = get_logger(__name__)
+
+WEBHOOK_SCHEMES = {"json", "jsons", "form", "forms"}
+DEMO_SCHEMES = {"inbox"}
+
+
+@dataclass(frozen=True)
+class Message:
+    delivery_id: int
+    address: str
+    subject: str
+    body: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Try:
+    """One attempt as the channel saw it."""
+
+    started_at: datetime
+    duration_ms: int
+    outcome: str  # delivered | transient | permanent
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    delivery_id: int
+    tries: list[Try] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        return bool(self.tries) and self.tries[-1].outcome == "delivered"
+
+
+class Transient(Exception):
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    attempts: int = 4
+    attempt_timeout: float = 10.0
+    total_seconds: float = 25.0
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 10.0
+    in_flight: int = 256
+    apprise_threads: int = 32
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - now).total_seconds())
+
+
+def _classify_status(status: int, retry_after: float | None) -> Exception | None:
+    if 200 <= status < 300:
+        return None
+    if status in (408, 425, 429) or status >= 500:
+        return Transient(f"HTTP {status}", status=status, retry_after=retry_after)
+    return Permanent(f"HTTP {status}", status=status)
+
+
+class _Wait:
+    """Exponential backoff with jitter, unless the receiver said when (Retry-After)."""
+
+    def __init__(self, policy: SendPolicy) -> None:
+        self._jitter = wait_random_exponential(
+            multiplier=policy.backoff_seconds, max=policy.max_backoff_seconds
+        )
+        self._cap = policy.max_backoff_seconds * 6
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, self._cap)
+        return float(self._jitter(state))
+
+
+class Sender:
+    """Sends messages concurrently on its own event loop thread, bounded in flight."""
+
+    def __init__(
+        self,
+        policy: SendPolicy | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.policy = policy or SendPolicy()
+        self._sleep = sleep or asyncio.sleep
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="incident-sender", daemon=True
+        )
+        self._thread.start()
+        self._pool = ThreadPoolExecutor(
+            self.policy.apprise_threads, thread_name_prefix="incident-apprise"
+        )
+        self._apprise: OrderedDict[str, Any] = OrderedDict()
+        self._apprise_lock = threading.Lock()
+        self._http: aiohttp.ClientSession | None = None
+        self._limit: asyncio.Semaphore | None = None
+
+    # -- public --------------------------------------------------------------------------
+    def submit(self, message: Message) -> Future[Outcome]:
+        """Start sending; the future resolves with every attempt's outcome."""
+        return asyncio.run_coroutine_threadsafe(self.send(message), self._loop)
+
+    def send_now(self, message: Message, timeout: float | None = None) -> Outcome:
+        return self.submit(message).result(timeout)
+
+    def close(self) -> None:
+        async def _close() -> None:
+            if self._http is not None:
+                await self._http.close()
+
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(_close(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- sending -------------------------------------------------------------------------
+    async def send(self, message: Message) -> Outcome:
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(self.policy.in_flight)
+        outcome = Outcome(message.delivery_id)
+        async with self._limit:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.policy.attempts)
+                    | stop_after_delay(self.policy.total_seconds),
+                    wait=_Wait(self.policy),
+                    retry=retry_if_exception_type(Transient),
+                    sleep=self._sleep,
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._attempt(message, outcome)
+            except (Transient, Permanent):
+                pass  # recorded in outcome.tries
+        return outcome
+
+    async def _attempt(self, message: Message, outcome: Outcome) -> None:
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        scheme = message.address.split("://", 1)[0].lower()
+        error: Exception | None
+        try:
+            if scheme in DEMO_SCHEMES:
+                error = None
+            elif scheme in WEBHOOK_SCHEMES:
+                error = await self._webhook(message)
+            else:
+                error = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._via_apprise, message
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = Transient(f"{type(exc).__name__}: {exc}"[:300])
+        ms = int((time.perf_counter() - t0) * 1000)
+        if error is None:
+            outcome.tries.append(Try(started, ms, "delivered", 200 if scheme != "inbox" else None))
+            return
+        status = getattr(error, "status", None)
+        kind = "transient" if isinstance(error, Transient) else "permanent"
+        outcome.tries.append(Try(started, ms, kind, status, str(error)[:500]))
+        log.info(
+            "delivery_attempt_failed",
+            delivery_id=message.delivery_id,
+            outcome=kind,
+            status=status,
+            scheme=scheme,
+        )
+        raise error
+
+    def _parsed(self, address: str) -> Any:
+        with self._apprise_lock:
+            found = self._apprise.get(address)
+            if found is None:
+                found = apprise.Apprise.instantiate(address)
+                if found is None:
+                    raise Permanent("not a valid apprise URL")
+                self._apprise[address] = found
+                if len(self._apprise) > 5000:
+                    self._apprise.popitem(last=False)
+            else:
+                self._apprise.move_to_end(address)
+            return found
+
+    async def _webhook(self, message: Message) -> Exception | None:
+        plugin = self._parsed(message.address)
+        if self._http is None:
+            connector = aiohttp.TCPConnector(limit=self.policy.in_flight, limit_per_host=0)
+            self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        url = f"{'https' if plugin.secure else 'http'}://{plugin.host}"
+        if isinstance(plugin.port, int):
+            url += f":{plugin.port}"
+        url += plugin.fullpath
+        headers = {
+            "User-Agent": plugin.app_id,
+            **plugin.headers,
+            "Idempotency-Key": message.idempotency_key,
+        }
+        payload: dict[str, Any] = {
+            "version": "1.0",
+            "title": message.subject,
+            "message": message.body,
+            "type": "info",
+        }
+        if message.address.split("://", 1)[0].lower() in ("json", "jsons"):
+            payload = {
+                "version": plugin.json_version,
+                "title": message.subject,
+                "message": message.body,
+                "attachments": [],
+                "type": "info",
+            }
+        for key, value in plugin.payload_extras.items():
+            if key in payload:
+                if value:
+                    payload[value] = payload.pop(key)
+                else:
+                    del payload[key]
+            else:
+                payload[key] = value
+        auth = aiohttp.BasicAuth(plugin.user, plugin.password or "") if plugin.user else None
+        method = str(getattr(plugin, "method", "POST")).upper()
+        timeout = aiohttp.ClientTimeout(total=self.policy.attempt_timeout)
+        kwargs: dict[str, Any] = {"headers": headers, "auth": auth, "timeout": timeout}
+        if isinstance(plugin, NotifyJSON):
+            kwargs["json"] = payload
+        else:
+            kwargs["data"] = {k: str(v) for k, v in payload.items()}
+        assert self._http is not None
+        async with self._http.request(method, url, **kwargs) as response:
+            await response.read()
+            after = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
+            return _classify_status(response.status, after)
+
+    def _via_apprise(self, message: Message) -> Exception | None:
+        address = message.address
+        sep = "&" if "?" in address else "?"
+        key = message.idempotency_key
+        address = f"{address}{sep}+Idempotency-Key={key}&+Message-ID=<{key}@incident>"
+        # The key travels in the URL (as headers), so each message gets its own object;
+        # apprise is the long tail of schemes here, not the high-volume path.
+        notifier = apprise.Apprise(asset=apprise.AppriseAsset(service_timeout=0))
+        if not notifier.add(address):
+            raise Permanent("not a valid apprise URL")
+        result = notifier.notify(body=message.body, title=message.subject)
+        status = getattr(result, "status", None)
+        if status == AppriseResultStatus.SUCCESS:
+            return None
+        if status == AppriseResultStatus.NOMATCH:
+            return Permanent("apprise had nothing to notify")
+        return Transient(f"apprise reported {getattr(status, 'name', status)}")

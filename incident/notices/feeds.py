@@ -1,0 +1,112 @@
+"""Atom feeds (via feedgen): the notices feed, and the index of current CAP messages.
+
+Entries are one per notice, showing the version the public sees now (an update replaces the
+text of its entry; the all-clear marks it closed). Text is plain and escaped by the XML
+writer; both languages are in every entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from feedgen.feed import FeedGenerator
+
+from incident.models import Notice
+from incident.notices import cap
+from incident.notices.reading import public_version
+from incident.notices.texts import Text
+
+ATOM_MEDIA_TYPE = "application/atom+xml"
+STATUS_LABELS = {
+    "current": ("", ""),
+    "closed": ("【已解除】", "[Closed] "),
+    "withdrawn": ("【已撤回】", "[Withdrawn] "),
+}
+
+
+def _texts(notice: Notice) -> dict[str, Text]:
+    version = public_version(notice)
+    return {lang: Text.from_json(value) for lang, value in version.texts.items()}
+
+
+def entry_title(notice: Notice) -> str:
+    """``zh headline / en headline``, prefixed with the closed or withdrawn mark."""
+    texts = _texts(notice)
+    zh_mark, en_mark = STATUS_LABELS.get(notice.status, ("", ""))
+    parts = [zh_mark + texts["zh"].headline]
+    if "en" in texts:
+        parts.append(en_mark + texts["en"].headline)
+    return " / ".join(parts)
+
+
+def _feed(feed_id: str, title: str, self_url: str, public_url: str, now: datetime) -> FeedGenerator:
+    generator = FeedGenerator()
+    generator.id(feed_id)
+    generator.title(title)
+    generator.language("zh-CN")
+    generator.author({"name": "铁路客服中心 Railway service centre"})
+    generator.link(href=self_url, rel="self")
+    generator.link(href=f"{public_url}/notices", rel="alternate", type="text/html")
+    generator.updated(now)
+    return generator
+
+
+def atom(notices: Iterable[Notice], *, public_url: str, now: datetime) -> bytes:
+    """The Atom feed of published notices, newest first."""
+    items = list(notices)
+    updated = max((n.last_published_at for n in items if n.last_published_at), default=now)
+    generator = _feed(
+        f"{public_url}/notices.atom",
+        "公告 Notices",
+        f"{public_url}/notices.atom",
+        public_url,
+        updated,
+    )
+    for notice in items:
+        version = public_version(notice)
+        texts = _texts(notice)
+        entry = generator.add_entry(order="append")
+        entry.id(f"{public_url}/notices/{notice.id}")
+        entry.title(entry_title(notice))
+        entry.link(href=f"{public_url}/notices/{notice.id}", rel="alternate", type="text/html")
+        entry.link(href=f"{public_url}/notices/{notice.id}.cap", rel="related", type=cap.MEDIA_TYPE)
+        assert notice.first_published_at is not None and version.published_at is not None
+        entry.published(notice.first_published_at)
+        entry.updated(version.published_at)
+        entry.category(term=notice.status)
+        entry.category(term=f"level-{version.level}")
+        body = "\n\n".join(t.plain() for t in texts.values())
+        entry.content(body, type="text")
+    return bytes(generator.atom_str(pretty=False))
+
+
+def cap_index(notices: Iterable[Notice], *, public_url: str, sender: str, now: datetime) -> bytes:
+    """An Atom index of the current CAP messages (what alerting hubs poll)."""
+    items = list(notices)
+    updated = max((n.last_published_at for n in items if n.last_published_at), default=now)
+    generator = _feed(
+        f"{public_url}/notices.cap",
+        "CAP 1.2 公告索引 CAP index of notices",
+        f"{public_url}/notices.cap",
+        public_url,
+        updated,
+    )
+    for notice in items:
+        version = public_version(notice)
+        assert version.published_at is not None
+        texts = _texts(notice)
+        entry = generator.add_entry(order="append")
+        entry.id(f"{public_url}/notices/{notice.id}.cap#{cap.identifier(notice, version)}")
+        entry.title(entry_title(notice))
+        entry.link(
+            href=f"{public_url}/notices/{notice.id}.cap", rel="alternate", type=cap.MEDIA_TYPE
+        )
+        entry.updated(version.published_at)
+        entry.published(version.published_at)
+        entry.author({"name": sender})
+        entry.summary(
+            texts["zh"].headline + (f" / {texts['en'].headline}" if "en" in texts else "")
+        )
+        entry.category(term=cap.MSG_TYPES[version.kind])
+    return bytes(generator.atom_str(pretty=False))
