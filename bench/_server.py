@@ -263,6 +263,35 @@ def write_result(name: str, stamp: str, result: Mapping[str, Any]) -> Path:
     return path
 
 
+def machine_busy_percent(seconds: float = 2.0) -> float:
+    """How busy the whole machine is (100 = one core), measured over a few seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def busy() -> float:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / tick
+
+    b0, t0 = busy(), time.monotonic()
+    time.sleep(seconds)
+    return round((busy() - b0) / (time.monotonic() - t0) * 100, 1)
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 25.0) -> dict[str, Any]:
+    """Wait up to max_wait seconds for other processes to leave the machine mostly idle
+    (the machine is shared); return what was seen, to be stored with the results."""
+    start = time.monotonic()
+    seen = machine_busy_percent()
+    while seen > threshold and time.monotonic() - start < max_wait:
+        print(f"machine busy ({seen}% of one core); waiting for it to quiet down ...", flush=True)
+        time.sleep(3)
+        seen = machine_busy_percent()
+    return {
+        "busy_percent_before_start": seen,
+        "waited_s": round(time.monotonic() - start, 1),
+        "quiet": seen <= threshold,
+    }
+
+
 def git_commit(rev: str) -> str:
     out = subprocess.run(
         ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
@@ -325,7 +354,7 @@ class CpuSampler(threading.Thread):
         except OSError:
             return math.nan
         ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
-        return (sum(ticks) - ticks[3] - ticks[4]) / self._tick
+        return (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / self._tick
 
     def run(self) -> None:
         while not self._halt.is_set():

@@ -21,7 +21,7 @@ from incident.errors import IncidentError
 from incident.handlers import Context
 from incident.playbook import RosterRefs
 from incident.settings import Settings
-from incident.web import api, paging_api, system
+from incident.web import api, notices_api, paging_api, public, system
 from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
 from incident.web.state import AppState
 from incident.worker import Worker
@@ -91,7 +91,13 @@ def create_app(
                 worker.stop()
 
     app = Starlette(
-        routes=[*system.routes, *api.routes, *paging_api.routes],
+        routes=[
+            *system.routes,
+            *api.routes,
+            *paging_api.routes,
+            *notices_api.routes,
+            *public.routes,
+        ],
         exception_handlers={
             IncidentError: incident_error_handler,
             HTTPException: http_error_handler,

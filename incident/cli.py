@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from incident import migrate, response, roster, security, timeline
 from incident.clock import SystemClock
@@ -221,6 +222,47 @@ def roster_load(env: Env, file: Path) -> None:
     click.echo("loaded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+@roster_group.command("test")
+@click.argument("person_id")
+@pass_env
+def roster_test(env: Env, person_id: str) -> None:
+    """Send a test message to each of a person's contact methods; say which answered."""
+    from incident import paging
+    from incident.catalog import Catalog
+    from incident.channels import Message, Sender
+    from incident.handlers import Context, record_sent
+    from incident.models import Delivery
+
+    clock = SystemClock()
+    ctx = Context.build(env.settings, Catalog({}))  # a test message needs no playbook
+    with env.db.transaction() as session:
+        queued = paging.test_contacts(person_id, session=session, now=clock.now())
+        messages = [Message(d.id, d.address, d.subject, d.body, d.idempotency_key) for d in queued]
+    if not messages:
+        raise click.ClickException(f"{person_id} has no contact methods")
+    sender = Sender(ctx.send_policy())
+    try:
+        outcomes = [f.result() for f in [sender.submit(m) for m in messages]]
+    finally:
+        sender.close()
+    failed = 0
+    with env.db.transaction() as session:
+        for message, outcome in zip(messages, outcomes, strict=True):
+            sent = session.get(Delivery, message.delivery_id)
+            assert sent is not None
+            record_sent(sent, outcome, session=session, now=clock.now(), ctx=ctx)
+            last = outcome.tries[-1] if outcome.tries else None
+            detail = f"{len(outcome.tries)} attempt(s)"
+            if last is not None and last.outcome != "delivered":
+                detail += f", {last.error}"
+                failed += 1
+            click.echo(
+                f"{(sent.contact_position or 0) + 1}. {sent.channel}: {sent.status} ({detail})"
+            )
+    if failed:
+        raise SystemExit(1)
+
+
 @roster_group.command("on-duty")
 @pass_env
 def roster_on_duty(env: Env) -> None:
@@ -407,4 +449,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1) from None
     except IncidentError as exc:
         click.echo(f"incident: {exc}", err=True)
+        raise SystemExit(1) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        hint = " (run `incident db upgrade`)" if "no such table" in reason else ""
+        click.echo(f"incident: database error: {reason}{hint}", err=True)
         raise SystemExit(1) from None

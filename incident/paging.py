@@ -737,3 +737,28 @@ def pages_of(incident_id: str, *, session: Session) -> list[Page]:
             select(Page).where(Page.incident_id == incident_id).order_by(Page.created_at, Page.id)
         )
     )
+
+
+def test_contacts(person_id: str, *, session: Session, now: datetime) -> list[Delivery]:
+    """Queue a test message to each of a person's contact methods (``roster test``)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.active:
+        raise NotFound(f"no active person {person_id!r} in the roster")
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    sent = []
+    for index, contact in enumerate(person.contacts):
+        sent.append(
+            delivery.create(
+                session=session,
+                now=now,
+                purpose="test",
+                address=contact.url,
+                subject="incident: test message / 测试消息",
+                body=f"测试消息：这是 incident 对联系方式 {index + 1} 的测试，无需处理。"
+                f" Test message to contact method {index + 1}; no action needed.",
+                idempotency_key=f"test:{person.id}:{index}:{stamp}",
+                person_id=person.id,
+                contact_position=index,
+            )
+        )
+    return sent

@@ -242,7 +242,8 @@ def check_due(
     minutes = max(0, int((now - due).total_seconds() // 60))
     if first:
         text = {
-            "zh": f"首次公告逾期：{incident.title}（公告 {notice.id}）尚未发布，已超过目标{minutes}分钟。",
+            "zh": f"首次公告逾期：{incident.title}（公告 {notice.id}）尚未发布，"
+            f"已超过目标{minutes}分钟。",
             "en": f"First notice overdue: {incident.title} (notice {notice.id}) is not "
             f"published, {minutes} min past its target.",
         }

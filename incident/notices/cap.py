@@ -115,4 +115,4 @@ def alert(notice: Notice, version: NoticeVersion, *, sender: str, public_url: st
             _add(info, "web", f"{public_url}/notices/{notice.id}")
         area = ET.SubElement(info, f"{{{NS}}}area")
         _add(area, "areaDesc", _area(version, lang))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

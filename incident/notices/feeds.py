@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from feedgen.feed import FeedGenerator
 
@@ -18,11 +19,40 @@ from incident.notices.reading import public_version
 from incident.notices.texts import Text
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
+ATOM = "{http://www.w3.org/2005/Atom}"
 STATUS_LABELS = {
     "current": ("", ""),
     "closed": ("【已解除】", "[Closed] "),
     "withdrawn": ("【已撤回】", "[Withdrawn] "),
 }
+
+
+class EntryLinks:
+    """Entry links with their ``rel`` and ``type``, written as a feedgen entry extension:
+    feedgen 1.0 writes entry links with ``href`` only (it drops rel and type)."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def add(self, href: str, rel: str, media_type: str) -> None:
+        self.links.append({"href": href, "rel": rel, "type": media_type})
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+    def extend_atom(self, entry: Any) -> Any:
+        for link in self.links:
+            entry.append(entry.makeelement(f"{ATOM}link", link))
+        return entry
+
+
+def _links(entry: Any) -> EntryLinks:
+    entry.register_extension("links", EntryLinks, atom=True, rss=False)
+    links: EntryLinks = entry.links
+    return links
 
 
 def _texts(notice: Notice) -> dict[str, Text]:
@@ -69,8 +99,9 @@ def atom(notices: Iterable[Notice], *, public_url: str, now: datetime) -> bytes:
         entry = generator.add_entry(order="append")
         entry.id(f"{public_url}/notices/{notice.id}")
         entry.title(entry_title(notice))
-        entry.link(href=f"{public_url}/notices/{notice.id}", rel="alternate", type="text/html")
-        entry.link(href=f"{public_url}/notices/{notice.id}.cap", rel="related", type=cap.MEDIA_TYPE)
+        links = _links(entry)
+        links.add(f"{public_url}/notices/{notice.id}", "alternate", "text/html")
+        links.add(f"{public_url}/notices/{notice.id}.cap", "related", cap.MEDIA_TYPE)
         assert notice.first_published_at is not None and version.published_at is not None
         entry.published(notice.first_published_at)
         entry.updated(version.published_at)
@@ -99,9 +130,7 @@ def cap_index(notices: Iterable[Notice], *, public_url: str, sender: str, now: d
         entry = generator.add_entry(order="append")
         entry.id(f"{public_url}/notices/{notice.id}.cap#{cap.identifier(notice, version)}")
         entry.title(entry_title(notice))
-        entry.link(
-            href=f"{public_url}/notices/{notice.id}.cap", rel="alternate", type=cap.MEDIA_TYPE
-        )
+        _links(entry).add(f"{public_url}/notices/{notice.id}.cap", "alternate", cap.MEDIA_TYPE)
         entry.updated(version.published_at)
         entry.published(version.published_at)
         entry.author({"name": sender})

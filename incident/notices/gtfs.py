@@ -52,9 +52,10 @@ def _fill(alert: rt.Alert, notice: Notice, version: NoticeVersion, public_url: s
         alert.informed_entity.add().trip.trip_id = train
     if not alert.informed_entity:
         alert.informed_entity.add().route_type = RAIL_ROUTE_TYPE
-    alert.cause = rt.Alert.Cause.Value(version.cause)
-    alert.effect = rt.Alert.Effect.Value(version.effect)
-    alert.severity_level = rt.Alert.SeverityLevel.Value(GTFS_SEVERITY.get(version.level, "INFO"))
+    # Enum members are class attributes of Alert (Alert.WEATHER, Alert.SEVERE, ...).
+    alert.cause = getattr(rt.Alert, version.cause)
+    alert.effect = getattr(rt.Alert, version.effect)
+    alert.severity_level = getattr(rt.Alert, GTFS_SEVERITY.get(version.level, "INFO"))
     texts = {lang: Text.from_json(value) for lang, value in version.texts.items()}
     _translate(alert.header_text, {lang: t.headline for lang, t in texts.items()})
     # The description is required and should add to the header.
@@ -84,4 +85,4 @@ def feed(notices: Iterable[Notice], *, now: datetime, public_url: str) -> rt.Fee
 
 def to_json(message: rt.FeedMessage) -> str:
     """The feed as protobuf's canonical JSON (for people debugging a consumer)."""
-    return json_format.MessageToJson(message, ensure_ascii=False, indent=2)
+    return str(json_format.MessageToJson(message, ensure_ascii=False, indent=2))

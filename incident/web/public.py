@@ -19,8 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from incident.models import Notice
-from incident.notices import cap, feeds, gtfs, reading
-from incident.notices import cap_sender
+from incident.notices import cap, cap_sender, feeds, gtfs, reading
 from incident.notices import generation as read_generation
 from incident.notices.cache import FeedCache, Rendered, stamp_of
 from incident.notices.texts import Text

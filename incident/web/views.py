@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from incident import paging
 from incident.models import Incident, Stage, TimelineEvent
+from incident.notices.reading import summaries as notice_summaries
 from incident.playbook import Playbook
 
 
@@ -49,7 +50,7 @@ def incident_json(incident: Incident, playbook: Playbook) -> dict[str, Any]:
         "closed_at": iso(incident.closed_at),
         "stages": [stage_json(s, playbook) for s in incident.stages],
         "pages": {"total": 0, "awaiting_ack": 0},
-        "notices": [],
+        "notices": notice_summaries(incident),
         "passenger_groups": [],
     }
 

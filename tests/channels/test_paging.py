@@ -544,3 +544,106 @@ def security_secret(value: str) -> Any:
     from incident.settings import Secret
 
     return Secret(value)
+
+
+def test_the_flood_limit_bundles_repeated_pages_but_never_holds_an_escalation(
+    db: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    fast_sender: Sender,
+    receiver: HttpReceiver,
+) -> None:
+    rig = make_rig(db, settings, clock, fast_sender, receiver)
+    with db.transaction() as session:
+        incident = response.declare(
+            session=session,
+            now=clock.now(),
+            catalog=rig.catalog,
+            playbook_id="page-test",
+            severity="II",
+            title="x",
+            facts={"line": "G"},
+            actor="t",
+        )
+        incident_id = incident.id
+    rig.worker.drain()  # the declaration's own page to agent1: 1 of 5
+    for n in range(6):
+        clock.advance(seconds=30)
+        with db.transaction() as session:
+            incident = response.get_incident(incident_id, session=session)
+            paging.open_page(
+                incident,
+                None,
+                kind="person",
+                target="agent1",
+                chain=["person:agent1", "section_head"],
+                template="",
+                ack_within=timedelta(hours=2),
+                origin=f"repeat-{n}",
+                stage_key=None,
+                session=session,
+                now=clock.now(),
+                policy=rig.ctx.policy,
+                text={"zh": f"第{n}条", "en": f"#{n}"},
+            )
+        rig.worker.drain()
+    to_agent = [r for r in receiver.received if r.path == "/ok/agent1"]
+    assert len(to_agent) == settings.page_flood_limit
+    held = [d for d in rig.deliveries(incident_id) if d.status == "held"]
+    assert len(held) == 2
+    clock.advance(minutes=settings.page_flood_window_minutes)
+    rig.worker.drain()
+    to_agent = [r for r in receiver.received if r.path == "/ok/agent1"]
+    assert len(to_agent) == settings.page_flood_limit + 1  # one bundle for the two held
+    assert "(1)" in to_agent[-1].body["message"] and "(2)" in to_agent[-1].body["message"]
+    assert all(
+        d.status == "bundled" for d in rig.deliveries(incident_id) if d.id in {h.id for h in held}
+    )
+    # the pages' recipients count as reached: the bundle was delivered to them
+    with db.reading() as session:
+        statuses = {p.origin: p.status for p in paging.pages_of(incident_id, session=session)}
+    assert statuses["repeat-5"] in ("sent", "escalated")
+
+
+def test_escalations_pass_the_flood_limit(
+    db: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    fast_sender: Sender,
+    receiver: HttpReceiver,
+) -> None:
+    text = roster_yaml(
+        [receiver.url("/ok/agent1")],
+        receiver.url("/ok/agent1"),
+        receiver.url("/ok/deputy1"),
+        receiver.url("/ok/director1"),
+    )
+    rig = Rig(db, settings, clock, text, fast_sender)  # the head shares agent1's phone
+    incident_id = rig.declare()
+    rig.worker.drain()
+    with db.transaction() as session:
+        incident = response.get_incident(incident_id, session=session)
+        for n in range(settings.page_flood_limit):
+            paging.open_page(
+                incident,
+                None,
+                kind="person",
+                target="agent1",
+                chain=["person:agent1"],
+                template="",
+                ack_within=timedelta(hours=2),
+                origin=f"fill-{n}",
+                stage_key=None,
+                session=session,
+                now=clock.now(),
+                policy=rig.ctx.policy,
+                text={"zh": "x", "en": "x"},
+            )
+    rig.worker.drain()
+    before = len([r for r in receiver.received if r.path == "/ok/agent1"])
+    clock.advance(minutes=5)  # the department page escalates to the head: same phone
+    rig.worker.drain()
+    after = len([r for r in receiver.received if r.path == "/ok/agent1"])
+    assert after == before + 1
+    page = rig.page(incident_id)
+    assert page.level == 1

@@ -132,3 +132,23 @@ def test_users_add_prints_the_token_once_and_it_works(env: dict[str, str]) -> No
     assert "inc_" not in listed.stdout
     assert run("users", "deactivate", "li", env=env).returncode == 0
     assert "deactivated" in run("users", "list", env=env).stdout
+
+
+def test_roster_test_sends_to_each_contact_and_says_which_answered(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    roster_file = tmp_path / "roster.yaml"
+    roster_file.write_text(
+        "departments:\n  - {id: inquiry, name: {zh: 问询组, en: Inquiry}}\n"
+        "people:\n  - {id: li, name: 李, department: inquiry,\n"
+        '      contacts: ["json://127.0.0.1:9/nobody-listens", "inbox://li"]}\n'
+    )
+    assert run("db", "upgrade", env=env).returncode == 0
+    assert run("roster", "load", str(roster_file), env=env).returncode == 0
+    result = run("roster", "test", "li", env={**env, "INCIDENT_DELIVERY_ATTEMPTS": "1"})
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("1. json: failed (1 attempt(s)")
+    assert lines[1] == "2. inbox: delivered (1 attempt(s))"
+    missing = run("roster", "test", "nobody", env=env)
+    assert missing.returncode == 1 and "no active person" in missing.stderr
