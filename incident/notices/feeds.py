@@ -134,8 +134,7 @@ def cap_index(notices: Iterable[Notice], *, public_url: str, sender: str, now: d
         entry.updated(version.published_at)
         entry.published(version.published_at)
         entry.author({"name": sender})
-        entry.summary(
-            texts["zh"].headline + (f" / {texts['en'].headline}" if "en" in texts else "")
-        )
+        # feedgen wants content or its own alternate link (see EntryLinks): the headlines.
+        entry.content("\n".join(t.headline for t in texts.values()), type="text")
         entry.category(term=cap.MSG_TYPES[version.kind])
     return bytes(generator.atom_str(pretty=False))

@@ -88,7 +88,8 @@ def test_a_playbook_stage_drafts_a_bilingual_notice_that_approval_publishes(
     assert cap_value(alert, "sent")[0].endswith("-00:00")
     assert cap_value(alert, "info/instruction")[0].startswith("请您：")
     (indexed,) = desk.cap_index().entries
-    assert indexed.link.endswith(f"/notices/{summary['id']}.cap")
+    (cap_link,) = [link for link in indexed.links if link.type == "application/cap+xml"]
+    assert cap_link.rel == "alternate" and cap_link.href.endswith(f"/notices/{summary['id']}.cap")
     (entity,) = desk.gtfs().entity
     assert entity.id == summary["id"]
     assert translations(entity.alert.header_text) == {"zh-CN": "G部分列车晚点", "en": "Delays on G"}

@@ -1,0 +1,132 @@
+"""Moving a page on: failed deliveries, missed deadlines, declines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from incident import timeline
+from incident.models import Delivery, Incident, Page, PageRecipient, Person
+from incident.paging.pages import deliver, page_level
+from incident.paging.policy import PagingPolicy
+from incident.playbook import Playbook
+
+
+def on_delivery_outcome(
+    sent: Delivery,
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+    playbook: Playbook | None,
+) -> None:
+    """Move a page on after one of its deliveries was made or failed for good."""
+    recipients = [sent.recipient_id] if sent.recipient_id is not None else []
+    if sent.status == "delivered" and sent.bundled_into is None:
+        bundled = list(
+            session.scalars(
+                select(Delivery.recipient_id).where(
+                    Delivery.bundled_into == sent.id, Delivery.recipient_id.is_not(None)
+                )
+            )
+        )
+        recipients += [r for r in bundled if r is not None]
+    for recipient_id in recipients:
+        recipient = session.get(PageRecipient, recipient_id)
+        if recipient is None:
+            continue
+        page = recipient.page
+        incident = session.get(Incident, page.incident_id)
+        assert incident is not None
+        if sent.status == "delivered":
+            if recipient.status == "pending":
+                recipient.status = "sent"
+            if page.status == "pending":
+                page.status = "sent"
+            continue
+        if recipient.status not in ("pending", "sent") or page.status == "acked":
+            continue
+        person = session.get(Person, recipient.person_id)
+        assert person is not None
+        recipient.contact_position += 1
+        if (
+            deliver(
+                incident, playbook, page, recipient, person, session=session, now=now, policy=policy
+            )
+            is None
+        ):
+            recipient.status = "failed"
+            timeline.append(
+                incident,
+                timeline.Kind.PAGE_UNREACHABLE,
+                {"page": page.id, "person": person.id},
+                session=session,
+                at=now,
+            )
+            level_people = [r for r in page.recipients if r.level == page.level]
+            if all(r.status == "failed" for r in level_people):
+                page.status = "unreachable"
+                escalate(
+                    page,
+                    reason="unreachable",
+                    session=session,
+                    now=now,
+                    policy=policy,
+                    playbook=playbook,
+                )
+
+
+def escalate(
+    page: Page,
+    *,
+    reason: str,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+    playbook: Playbook | None,
+) -> None:
+    """Page the next level of the chain (or alert the duty director at its end)."""
+    if page.status == "acked" or page.exhausted_at is not None:
+        return
+    incident = session.get(Incident, page.incident_id)
+    assert incident is not None
+    if incident.status in ("resolved", "closed") and page.target_kind != "group":
+        return
+    level = page.level + 1
+    timeline.append(
+        incident,
+        timeline.Kind.PAGE_ESCALATED,
+        {"page": page.id, "from_level": page.level, "reason": reason},
+        session=session,
+        at=now,
+        dedup_key=f"escalate:{page.id}:{page.level}",
+    )
+    if page.status != "unreachable" or level < len(page.chain):
+        page.status = "escalated"
+    page_level(incident, playbook, page, level, session=session, now=now, policy=policy)
+
+
+def on_deadline(
+    page_id: str,
+    level: int,
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+    playbook: Playbook | None,
+) -> None:
+    page = session.get(Page, page_id)
+    if page is None or page.level != level or page.status == "acked":
+        return
+    if page.target_kind == "duty" or (len(page.chain) <= 1 and page.target_kind == "group"):
+        if page.exhausted_at is None and page.target_kind == "duty":
+            incident = session.get(Incident, page.incident_id)
+            assert incident is not None
+            page.exhausted_at = now
+            timeline.append(
+                incident, timeline.Kind.PAGE_EXHAUSTED, {"page": page.id}, session=session, at=now
+            )
+        return
+    escalate(page, reason="no_ack", session=session, now=now, policy=policy, playbook=playbook)

@@ -1,0 +1,400 @@
+"""Opening pages and paging each level of their chain, within the flood limit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from incident import delivery, jobs, timeline
+from incident.errors import NotFound
+from incident.logs import get_logger
+from incident.models import Delivery, Incident, Page, PageRecipient, Person, new_id
+from incident.paging.messages import message_for
+from incident.paging.policy import (
+    BUNDLE_JOB,
+    DEADLINE_JOB,
+    DUTY_LEVEL,
+    PagingPolicy,
+    chain_for,
+    people_at,
+)
+from incident.playbook import Action, Playbook
+
+log = get_logger(__name__)
+
+
+def page_for_action(
+    incident: Incident,
+    playbook: Playbook,
+    action: Action,
+    *,
+    origin: str,
+    stage_key: str,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> list[Page]:
+    """Create the pages a playbook ``page`` action asks for (once per ``origin``)."""
+    params = action.params
+    ack_within: timedelta = params.get("ack_within") or timedelta(minutes=5)
+    template = str(params.get("template") or "page")
+    pages: list[Page] = []
+    targets: list[tuple[str, str, list[Any]]] = []
+    for department in params.get("departments") or []:
+        targets.append(
+            ("department", department, chain_for("department", department, session=session))
+        )
+    for role in params.get("roles") or []:
+        targets.append(("role", role, chain_for("role", role, session=session)))
+    for person in params.get("people") or []:
+        targets.append(("person", person, chain_for("person", person, session=session)))
+    if params.get("paged_so_far"):
+        paged = sorted(
+            set(
+                session.scalars(
+                    select(PageRecipient.person_id)
+                    .join(Page)
+                    .where(Page.incident_id == incident.id)
+                )
+            )
+        )
+        if paged:
+            targets.append(("group", "paged_so_far", [[f"person:{p}" for p in paged]]))
+    for kind, target, chain in targets:
+        page = open_page(
+            incident,
+            playbook,
+            kind=kind,
+            target=target,
+            chain=chain,
+            template=template,
+            ack_within=ack_within,
+            origin=f"{origin}:{kind}:{target}",
+            stage_key=stage_key,
+            escalates=kind != "group",
+            session=session,
+            now=now,
+            policy=policy,
+        )
+        if page is not None:
+            pages.append(page)
+    return pages
+
+
+def open_page(
+    incident: Incident,
+    playbook: Playbook | None,
+    *,
+    kind: str,
+    target: str,
+    chain: list[Any],
+    template: str,
+    ack_within: timedelta,
+    origin: str,
+    stage_key: str | None,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+    text: dict[str, str] | None = None,
+    escalates: bool = True,
+) -> Page | None:
+    """Open one page and page its first level; None if this origin was paged already."""
+    seen = session.scalar(
+        select(Page.id).where(Page.incident_id == incident.id, Page.origin == origin)
+    )
+    if seen is not None:
+        return None
+    page = Page(
+        id=new_id("pg"),
+        incident_id=incident.id,
+        origin=origin,
+        stage_key=stage_key,
+        target_kind=kind,
+        target_id=target,
+        chain=chain if escalates else chain[:1],
+        level=0,
+        status="pending",
+        template=template,
+        text=text,
+        ack_within_s=int(ack_within.total_seconds()),
+        created_at=now,
+    )
+    session.add(page)
+    session.flush()
+    timeline.append(
+        incident,
+        timeline.Kind.PAGE_SENT,
+        {"page": page.id, "target": f"{kind}:{target}", "stage": stage_key},
+        session=session,
+        at=now,
+    )
+    page_level(incident, playbook, page, 0, session=session, now=now, policy=policy)
+    return page
+
+
+def page_level(
+    incident: Incident,
+    playbook: Playbook | None,
+    page: Page,
+    level: int,
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> None:
+    """Page the people of ``level``, skipping anyone paged before; climb if it is empty."""
+    while level < len(page.chain):
+        already = {r.person_id for r in page.recipients}
+        people = [
+            p
+            for p in people_at(page, level, now, session=session, zone=policy.zone)
+            if p.id not in already
+        ]
+        page.level = level
+        if people:
+            for person in people:
+                recipient = PageRecipient(
+                    page_id=page.id,
+                    level=level,
+                    person_id=person.id,
+                    status="pending",
+                    contact_position=0,
+                    created_at=now,
+                )
+                page.recipients.append(recipient)
+                session.flush()
+                deliver(
+                    incident,
+                    playbook,
+                    page,
+                    recipient,
+                    person,
+                    session=session,
+                    now=now,
+                    policy=policy,
+                )
+            if len(page.chain) > 1 or page.target_kind != "group":
+                page.ack_deadline = now + timedelta(seconds=page.ack_within_s)
+                jobs.enqueue(
+                    session,
+                    DEADLINE_JOB,
+                    {"page_id": page.id, "level": level},
+                    key=f"deadline:{page.id}:{level}",
+                    run_at=page.ack_deadline,
+                    incident_id=incident.id,
+                )
+            return
+        level += 1
+    exhausted(incident, page, session=session, now=now, policy=policy)
+
+
+def deliver(
+    incident: Incident,
+    playbook: Playbook | None,
+    page: Page,
+    recipient: PageRecipient,
+    person: Person,
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> Delivery | None:
+    """Queue a delivery to the recipient's current contact method (None when none left)."""
+    contacts = person.contacts
+    if recipient.contact_position >= len(contacts):
+        recipient.status = "failed"
+        return None
+    contact = contacts[recipient.contact_position]
+    ack_url = policy.links.url(recipient.id, now=now)
+    subject, body = message_for(
+        incident, playbook, page, person, ack_url, now=now, zone=policy.zone
+    )
+    urgent = page.level > 0 or page.target_kind == "duty"
+    held = not urgent and _over_flood_limit(contact.url, session=session, now=now, policy=policy)
+    sent = delivery.create(
+        session=session,
+        now=now,
+        purpose="page",
+        address=contact.url,
+        subject=subject,
+        body=body,
+        idempotency_key=f"page:{recipient.id}:{recipient.contact_position}",
+        incident_id=incident.id,
+        person_id=person.id,
+        recipient_id=recipient.id,
+        contact_position=recipient.contact_position,
+        urgent=urgent,
+        status="held" if held else "queued",
+    )
+    if held:
+        window_end = _window_end(sent.address_hash, session=session, now=now, policy=policy)
+        jobs.enqueue(
+            session,
+            BUNDLE_JOB,
+            {"address_hash": sent.address_hash},
+            key=f"bundle:{sent.address_hash}:{window_end.isoformat()}",
+            run_at=window_end,
+            incident_id=None,
+        )
+        log.info("page_held_by_flood_limit", delivery_id=sent.id, incident_id=incident.id)
+    return sent
+
+
+def _over_flood_limit(
+    address: str, *, session: Session, now: datetime, policy: PagingPolicy
+) -> bool:
+    count = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.address_hash == delivery.address_hash(address),
+            Delivery.purpose == "page",
+            Delivery.status.not_in(("held", "bundled")),
+            Delivery.created_at > now - policy.flood_window,
+        )
+    )
+    return int(count or 0) >= policy.flood_limit
+
+
+def _window_end(
+    address_hash: str, *, session: Session, now: datetime, policy: PagingPolicy
+) -> datetime:
+    oldest = session.scalar(
+        select(func.min(Delivery.created_at)).where(
+            Delivery.address_hash == address_hash,
+            Delivery.purpose == "page",
+            Delivery.status.not_in(("held", "bundled")),
+            Delivery.created_at > now - policy.flood_window,
+        )
+    )
+    if oldest is None:
+        return now
+    if isinstance(oldest, str):
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return max(now, oldest + policy.flood_window)
+
+
+def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delivery | None:
+    """Send the pages held back by the flood limit as one message."""
+    held = list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.address_hash == address_hash,
+                Delivery.status == "held",
+            )
+            .order_by(Delivery.id)
+        )
+    )
+    if not held:
+        return None
+    first = held[0]
+    if len(held) == 1:
+        first.status = "queued"
+        jobs.enqueue(
+            session,
+            delivery.SEND_JOB,
+            {"delivery_id": first.id},
+            key=f"delivery:{first.id}",
+            run_at=now,
+            incident_id=first.incident_id,
+        )
+        return first
+    body = "\n".join(f"({n}) {d.body}" for n, d in enumerate(held, 1))
+    bundle = delivery.create(
+        session=session,
+        now=now,
+        purpose="page",
+        address=first.address,
+        subject=f"{len(held)} pages",
+        body=body,
+        idempotency_key=f"bundle:{address_hash}:{held[0].id}-{held[-1].id}",
+        person_id=first.person_id,
+        urgent=True,
+    )
+    for d in held:
+        d.status = "bundled"
+        d.bundled_into = bundle.id
+    return bundle
+
+
+def exhausted(
+    incident: Incident, page: Page, *, session: Session, now: datetime, policy: PagingPolicy
+) -> None:
+    page.exhausted_at = now
+    page.ack_deadline = None
+    timeline.append(
+        incident, timeline.Kind.PAGE_EXHAUSTED, {"page": page.id}, session=session, at=now
+    )
+    if page.target_kind == "duty":
+        return
+    target = f"{page.target_kind}:{page.target_id}"
+    alert_duty(
+        incident,
+        text={
+            "zh": f"无人响应：{incident.title} 的呼叫（{target}）已升级到最后一级仍无人确认。",
+            "en": f"Nobody answered: the page for {incident.title} ({target}) reached the "
+            f"end of its chain unacknowledged.",
+        },
+        reason=f"unanswered:{page.id}",
+        session=session,
+        now=now,
+        policy=policy,
+    )
+
+
+def alert_duty(
+    incident: Incident,
+    *,
+    text: dict[str, str],
+    reason: str,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> Page | None:
+    """Alert the duty director (whoever is on duty) with a short text."""
+    return open_page(
+        incident,
+        None,
+        kind="duty",
+        target=DUTY_LEVEL,
+        chain=[DUTY_LEVEL],
+        template="",
+        ack_within=policy.duty_ack_within,
+        origin=f"duty:{reason}",
+        stage_key=None,
+        session=session,
+        now=now,
+        policy=policy,
+        text=text,
+    )
+
+
+def test_contacts(person_id: str, *, session: Session, now: datetime) -> list[Delivery]:
+    """Queue a test message to each of a person's contact methods (``roster test``)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.active:
+        raise NotFound(f"no active person {person_id!r} in the roster")
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    sent = []
+    for index, contact in enumerate(person.contacts):
+        sent.append(
+            delivery.create(
+                session=session,
+                now=now,
+                purpose="test",
+                address=contact.url,
+                subject="incident: test message / 测试消息",
+                body=f"测试消息：这是 incident 对联系方式 {index + 1} 的测试，无需处理。"
+                f" Test message to contact method {index + 1}; no action needed.",
+                idempotency_key=f"test:{person.id}:{index}:{stamp}",
+                person_id=person.id,
+                contact_position=index,
+            )
+        )
+    return sent
