@@ -37,31 +37,31 @@ from paging_throughput import create_pages, create_tests, max_delivery_id, wait_
 
 NAME = "paging_profile"
 
-# (label, regex on one frame "function (file)") -- inclusive: a sample counts once if any
+# (label, regex on one frame "Class.function (file:line)") -- inclusive: a sample counts once if any
 # frame of its stack matches.
 WATCH = [
-    ("Worker.run_due", r"^run_due \(incident/worker\.py"),
-    ("  Worker.record_finished", r"^record_finished \(incident/worker\.py"),
-    ("    handlers.record_sent", r"^record_sent \(incident/handlers\.py"),
-    ("      delivery.record_attempts", r"^record_attempts \(incident/delivery\.py"),
-    ("      paging.on_delivery_outcome", r"^on_delivery_outcome \(incident/paging\.py"),
-    ("      Context.playbook_for", r"^playbook_for \(incident/handlers\.py"),
-    ("    session.get (in record_finished)", r"^get \(sqlalchemy/orm/session\.py"),
-    ("    jobs.still_ours / complete_many", r"^(still_ours|complete_many) \(incident/jobs\.py"),
-    ("  jobs.claim", r"^claim \(incident/jobs\.py"),
-    ("  Worker._start_sends", r"^_start_sends \(incident/worker\.py"),
-    ("Worker.seconds_until_next", r"^seconds_until_next \(incident/worker\.py"),
-    ("ORM flush (any)", r"^flush \(sqlalchemy/orm/session\.py"),
-    ("ORM autoflush (any)", r"^_autoflush \(sqlalchemy/orm/session\.py"),
-    ("session commit (any)", r"^commit \(sqlalchemy/orm/session\.py"),
-    ("sqlite3 execute (any)", r"^(execute|executemany) \(sqlite3|do_execute"),
-    ("Sender.send (event loop)", r"^send \(incident/channels\.py"),
+    ("Worker.run_due", r"(^|\.)run_due \(incident/worker\.py"),
+    ("  Worker.record_finished", r"(^|\.)record_finished \(incident/worker\.py"),
+    ("    handlers.record_sent", r"(^|\.)record_sent \(incident/handlers\.py"),
+    ("      delivery.record_attempts", r"(^|\.)record_attempts \(incident/delivery\.py"),
+    ("      paging.on_delivery_outcome", r"(^|\.)on_delivery_outcome \(incident/paging\.py"),
+    ("      Context.playbook_for", r"(^|\.)playbook_for \(incident/handlers\.py"),
+    ("    session.get (in record_finished)", r"(^|\.)get \(sqlalchemy/orm/session\.py"),
+    ("    jobs.still_ours / complete_many", r"(^|\.)(still_ours|complete_many) \(incident/jobs\.py"),
+    ("  jobs.claim", r"(^|\.)claim \(incident/jobs\.py"),
+    ("  Worker._start_sends", r"(^|\.)_start_sends \(incident/worker\.py"),
+    ("Worker.seconds_until_next", r"(^|\.)seconds_until_next \(incident/worker\.py"),
+    ("ORM flush (any)", r"(^|\.)flush \(sqlalchemy/orm/session\.py"),
+    ("ORM autoflush (any)", r"(^|\.)_autoflush \(sqlalchemy/orm/session\.py"),
+    ("session commit (any)", r"(^|\.)commit \(sqlalchemy/orm/session\.py"),
+    ("sqlite3 execute (any)", r"(^|\.)do_execute(many)? \(sqlalchemy"),
+    ("Sender.send (event loop)", r"(^|\.)send \(incident/channels\.py"),
     ("  tenacity", r"\(tenacity/"),
-    ("  Sender._webhook", r"^_webhook \(incident/channels\.py"),
-    ("    Sender._parsed (apprise URL parse)", r"^_parsed \(incident/channels\.py"),
+    ("  Sender._webhook", r"(^|\.)_webhook \(incident/channels\.py"),
+    ("    Sender._parsed (apprise URL parse)", r"(^|\.)_parsed \(incident/channels\.py"),
     ("    aiohttp", r"\(aiohttp/"),
-    ("  Sender._attempt logging", r"^info \(structlog"),
-    ("asyncio event loop (_run_once)", r"^_run_once \(asyncio/base_events\.py"),
+    ("  Sender._attempt logging", r"(^|\.)info \(structlog"),
+    ("asyncio event loop (_run_once)", r"(^|\.)_run_once \(asyncio/base_events\.py"),
     ("structlog (any)", r"\(structlog/"),
 ]
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.start()
         assert worker.pid is not None
         cmd = [pyspy, "record", "--pid", str(worker.pid), "-f", "raw", "-o", str(raw),
-               "-r", str(args.rate), "-F", "--nolineno", "-t", "-d", str(int(args.timeout))]
+               "-r", str(args.rate), "-F", "-t", "-d", str(int(args.timeout))]
         if args.gil:
             cmd.append("--gil")
         spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from incident import roster, security
 from incident.clock import Clock
@@ -22,6 +23,14 @@ DEMO_USERS = [
 ]
 
 
+def tokens_path(settings: Settings) -> Path:
+    """Where the demo tokens are kept: beside the SQLite file, else under var/."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent / "demo-tokens.txt"
+    return Path("var/demo-tokens.txt")
+
+
 def seed(db: Database, settings: Settings, clock: Clock) -> list[str]:
     """Load the demo roster and create missing demo users; return lines to print."""
     lines = []
@@ -30,7 +39,7 @@ def seed(db: Database, settings: Settings, clock: Clock) -> list[str]:
         counts = roster.apply_roster(doc, session=session)
         _, _, people = roster.known_ids(session=session)
         lines.append("demo roster: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-        tokens_file = Path("var/demo-tokens.txt")
+        tokens_file = tokens_path(settings)
         for name, role, person in DEMO_USERS:
             if session.scalar(select(User.id).where(User.name == name)) is not None:
                 continue
@@ -46,5 +55,5 @@ def seed(db: Database, settings: Settings, clock: Clock) -> list[str]:
             with tokens_file.open("a") as out:
                 out.write(f"{name}\t{role}\t{token}\n")
             lines.append(f"demo user {name} ({role}): token {token}")
-    lines.append("demo tokens are kept in var/demo-tokens.txt")
+    lines.append(f"demo tokens are kept in {tokens_path(settings)}")
     return lines

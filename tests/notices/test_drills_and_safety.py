@@ -143,9 +143,7 @@ def test_a_100_kb_body_is_refused_naming_the_field(desk: Desk, seeded: Database)
         ({"template": "notice-initial", "colour": "red"}, "colour"),
     ],
 )
-def test_bad_drafts_get_a_field_error(
-    desk: Desk, body: dict[str, object], field: str
-) -> None:
+def test_bad_drafts_get_a_field_error(desk: Desk, body: dict[str, object], field: str) -> None:
     incident_id = desk.declare()
     response = desk.client.post(
         f"/api/incidents/{incident_id}/notices", json=body, headers=desk.headers

@@ -67,8 +67,12 @@ def test_a_playbook_stage_drafts_a_bilingual_notice_that_approval_publishes(
     assert published["versions"][0]["approved_by"].startswith("duty_manager-")
     assert published["next_update_due"] == (now + timedelta(minutes=20)).isoformat()
     kinds = [(e["kind"], e["actor"]) for e in desk.events(incident_id)]
-    assert [k for k, _ in kinds] == ["notice:requested", "notice:drafted", "notice:approved",
-                                     "notice:published"]
+    assert [k for k, _ in kinds] == [
+        "notice:requested",
+        "notice:drafted",
+        "notice:approved",
+        "notice:published",
+    ]
     assert kinds[2][1] == kinds[3][1] == published["versions"][0]["approved_by"]
 
     page = desk.page()
@@ -141,8 +145,11 @@ def test_an_update_supersedes_everywhere_and_the_all_clear_closes_the_notice(
     update = desk.cap(notice_id)
     assert cap_value(update, "msgType") == ["Update"]
     first_ref = ",".join(
-        [cap_value(first_alert, "sender")[0], cap_value(first_alert, "identifier")[0],
-         cap_value(first_alert, "sent")[0]]
+        [
+            cap_value(first_alert, "sender")[0],
+            cap_value(first_alert, "identifier")[0],
+            cap_value(first_alert, "sent")[0],
+        ]
     )
     assert cap_value(update, "references") == [first_ref]
     (entity,) = desk.gtfs().entity
@@ -202,7 +209,9 @@ def test_edits_after_approval_are_a_new_draft_and_never_change_what_was_publishe
         headers=desk.headers,
     )
     assert [v["status"] for v in again.json()["versions"]] == [
-        "published", "superseded", "draft",
+        "published",
+        "superseded",
+        "draft",
     ]
     # Publishing twice: the second finds no draft.
     desk.publish(notice_id)
@@ -226,7 +235,10 @@ def test_one_idempotency_key_publishes_once(desk: Desk, seeded: Database) -> Non
 
 
 def test_the_four_eyes_rule_needs_a_second_duty_manager(
-    client: TestClient, worker: Worker, clock: FrozenClock, auth: Auth,
+    client: TestClient,
+    worker: Worker,
+    clock: FrozenClock,
+    auth: Auth,
     cap_schema: xmlschema.XMLSchema,
 ) -> None:
     state = client.app.state.incident  # type: ignore[attr-defined]
@@ -332,7 +344,8 @@ def test_gtfs_realtime_renders_as_json_for_debugging(desk: Desk) -> None:
     informed = entity["alert"]["informedEntity"]
     assert {"trip": {"tripId": "G101"}} in informed and {"routeId": "G"} in informed
     assert entity["alert"]["headerText"]["translation"][0] == {
-        "text": "G线晚点", "language": "zh-CN",
+        "text": "G线晚点",
+        "language": "zh-CN",
     }
     assert desk.client.get("/gtfs-rt/alerts.pb?format=xml").status_code == 400
 
@@ -355,8 +368,10 @@ def test_every_cap_document_is_valid_cap_1_2(desk: Desk) -> None:
     for kind in ("update", "all_clear"):
         desk.client.post(
             f"/api/notices/{notice_id}/versions",
-            json={"kind": kind, "template": "notice-update" if kind == "update"
-                  else "notice-all-clear"},
+            json={
+                "kind": kind,
+                "template": "notice-update" if kind == "update" else "notice-all-clear",
+            },
             headers=desk.headers,
         )
         desk.publish(notice_id)
