@@ -236,7 +236,7 @@ def roster_test(env: Env, person_id: str) -> None:
     clock = SystemClock()
     ctx = Context.build(env.settings, Catalog({}))  # a test message needs no playbook
     with env.db.transaction() as session:
-        queued = paging.test_contacts(person_id, session=session, now=clock.now())
+        queued = paging.test_contacts(person_id, session=session, now=clock.now(), direct=True)
         messages = [Message(d.id, d.address, d.subject, d.body, d.idempotency_key) for d in queued]
     if not messages:
         raise click.ClickException(f"{person_id} has no contact methods")
@@ -247,10 +247,10 @@ def roster_test(env: Env, person_id: str) -> None:
         sender.close()
     failed = 0
     with env.db.transaction() as session:
+        record_sent(outcomes, session=session, now=clock.now(), ctx=ctx)
         for message, outcome in zip(messages, outcomes, strict=True):
             sent = session.get(Delivery, message.delivery_id)
             assert sent is not None
-            record_sent(sent, outcome, session=session, now=clock.now(), ctx=ctx)
             last = outcome.tries[-1] if outcome.tries else None
             detail = f"{len(outcome.tries)} attempt(s)"
             if last is not None and last.outcome != "delivered":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from incident import jobs
@@ -80,6 +81,58 @@ def create(
 
 
 @dataclass(frozen=True)
+class Spec:
+    """What one new delivery says, to whom."""
+
+    purpose: str
+    address: str
+    subject: str
+    body: str
+    idempotency_key: str
+    incident_id: str | None = None
+    person_id: str | None = None
+    recipient_id: int | None = None
+    contact_position: int | None = None
+    urgent: bool = False
+    status: str = "queued"
+
+
+def create_many(specs: list[Spec], *, session: Session, now: datetime) -> list[Delivery]:
+    """Queue new deliveries (keys not used before) and their send jobs, in one batch."""
+    made = [
+        Delivery(
+            idempotency_key=spec.idempotency_key,
+            purpose=spec.purpose,
+            incident_id=spec.incident_id,
+            person_id=spec.person_id,
+            recipient_id=spec.recipient_id,
+            contact_position=spec.contact_position,
+            address=spec.address,
+            address_hash=address_hash(spec.address),
+            channel=channel_of(spec.address),
+            subject=spec.subject[:300],
+            body=spec.body,
+            status=spec.status,
+            attempts=0,
+            urgent=spec.urgent,
+            created_at=now,
+        )
+        for spec in specs
+    ]
+    session.add_all(made)
+    session.flush()
+    jobs.enqueue_many(
+        session,
+        [
+            jobs.NewJob(SEND_JOB, {"delivery_id": d.id}, f"delivery:{d.id}", now, d.incident_id)
+            for d in made
+            if d.status == "queued"
+        ],
+    )
+    return made
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One try at sending, as the channel reported it."""
 
@@ -91,27 +144,30 @@ class Attempt:
 
 
 def record_attempts(
-    delivery: Delivery, attempts: list[Attempt], *, session: Session, now: datetime
-) -> str:
-    """Store the attempts and the delivery's final status; return that status."""
-    for attempt in attempts:
-        delivery.attempts += 1
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                number=delivery.attempts,
-                started_at=attempt.started_at,
-                duration_ms=attempt.duration_ms,
-                outcome=attempt.outcome,
-                status_code=attempt.status_code,
-                error=attempt.error[:500] if attempt.error else None,
+    outcomes: list[tuple[Delivery, list[Attempt]]], *, session: Session, now: datetime
+) -> None:
+    """Store the attempts of many deliveries and their final status, in one batch."""
+    rows: list[dict[str, object]] = []
+    for sent, attempts in outcomes:
+        for attempt in attempts:
+            sent.attempts += 1
+            rows.append(
+                {
+                    "delivery_id": sent.id,
+                    "number": sent.attempts,
+                    "started_at": attempt.started_at,
+                    "duration_ms": attempt.duration_ms,
+                    "outcome": attempt.outcome,
+                    "status_code": attempt.status_code,
+                    "error": attempt.error[:500] if attempt.error else None,
+                }
             )
-        )
-    last = attempts[-1] if attempts else None
-    if last is not None and last.outcome == "delivered":
-        delivery.status = "delivered"
-    else:
-        delivery.status = "failed"
-        delivery.last_error = last.error if last else "no attempt made"
-    delivery.finished_at = now
-    return delivery.status
+        last = attempts[-1] if attempts else None
+        if last is not None and last.outcome == "delivered":
+            sent.status = "delivered"
+        else:
+            sent.status = "failed"
+            sent.last_error = last.error if last else "no attempt made"
+        sent.finished_at = now
+    if rows:
+        session.execute(insert(DeliveryAttempt), rows)

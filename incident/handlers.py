@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from incident import delivery, notices, paging, response
 from incident.catalog import Catalog
 from incident.channels import Outcome, SendPolicy
 from incident.jobs import Claimed
-from incident.models import Delivery, InboxMessage, Incident, Page
+from incident.models import Delivery, InboxMessage, Incident, Page, PageRecipient
 from incident.playbook import Playbook
 from incident.security import AckLinks
 from incident.settings import Settings
@@ -100,23 +101,37 @@ def send_bundle(job: Claimed, session: Session, now: datetime, ctx: Context) -> 
 
 
 def record_sent(
-    sent: Delivery, outcome: Outcome, *, session: Session, now: datetime, ctx: Context
-) -> None:
-    """Store what sending one delivery did, and move its page on."""
-    if sent.status in ("delivered", "failed"):
-        return  # recorded by an earlier run of the same job
-    status = delivery.record_attempts(
-        sent,
+    outcomes: list[Outcome], *, session: Session, now: datetime, ctx: Context
+) -> list[Delivery]:
+    """Store what sending did for many deliveries at once, and move their pages on."""
+    by_id = {o.delivery_id: o for o in outcomes}
+    found = session.scalars(select(Delivery).where(Delivery.id.in_(by_id))).all()
+    # A delivery already delivered or failed was recorded by an earlier run of its job.
+    fresh = [d for d in found if d.status not in ("delivered", "failed")]
+    delivery.record_attempts(
         [
-            delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
-            for t in outcome.tries
+            (
+                d,
+                [
+                    delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
+                    for t in by_id[d.id].tries
+                ],
+            )
+            for d in fresh
         ],
         session=session,
         now=now,
     )
-    if status == "delivered" and sent.channel == "inbox":
-        file_in_inbox(sent, session=session, now=now)
-    if sent.purpose == "page":
+    file_in_inbox(
+        [d for d in fresh if d.status == "delivered" and d.channel == "inbox"],
+        session=session,
+        now=now,
+    )
+    pages = [d for d in fresh if d.purpose == "page"]
+    if pages:
+        recipient_ids = [d.recipient_id for d in pages if d.recipient_id is not None]
+        session.scalars(select(PageRecipient).where(PageRecipient.id.in_(recipient_ids))).all()
+    for sent in pages:
         paging.on_delivery_outcome(
             sent,
             session=session,
@@ -124,23 +139,28 @@ def record_sent(
             policy=ctx.policy,
             playbook=ctx.playbook_for(sent.incident_id, session=session),
         )
+    return fresh
 
 
-def file_in_inbox(sent: Delivery, *, session: Session, now: datetime) -> None:
-    """The demo channel's receiver: keep the message (once) for the demo inbox."""
-    seen = session.scalar(
-        select(InboxMessage.id).where(InboxMessage.idempotency_key == sent.idempotency_key)
+def file_in_inbox(made: list[Delivery], *, session: Session, now: datetime) -> None:
+    """The demo channel's receiver: keep each message (once) for the demo inbox."""
+    if not made:
+        return
+    rows = [
+        {
+            "address": d.address,
+            "subject": d.subject,
+            "body": d.body,
+            "idempotency_key": d.idempotency_key,
+            "received_at": now,
+        }
+        for d in made
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(InboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows
     )
-    if seen is None:
-        session.add(
-            InboxMessage(
-                address=sent.address,
-                subject=sent.subject,
-                body=sent.body,
-                idempotency_key=sent.idempotency_key,
-                received_at=now,
-            )
-        )
 
 
 def check_notice_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:

@@ -63,6 +63,38 @@ def enqueue(
     return added
 
 
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    payload: dict[str, Any]
+    key: str
+    run_at: datetime
+    incident_id: str | None = None
+
+
+def enqueue_many(session: Session, new: list[NewJob]) -> None:
+    """Add many jobs in one statement; keys that exist already are skipped."""
+    if not new:
+        return
+    rows = [
+        {
+            "kind": j.kind,
+            "key": j.key,
+            "payload": j.payload,
+            "incident_id": j.incident_id,
+            "status": "queued",
+            "run_at": j.run_at,
+            "attempts": 0,
+            "created_at": j.run_at,
+        }
+        for j in new
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(Job).on_conflict_do_nothing(index_elements=["key"]), rows)
+    session.info[ENQUEUED_FLAG] = True
+
+
 def _due(now: datetime) -> Any:
     return or_(
         and_(Job.status == "queued", Job.run_at <= now),

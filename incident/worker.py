@@ -190,13 +190,12 @@ class Worker:
         try:
             with self.db.transaction() as session:
                 ours = jobs.still_ours(session, [job.id for job, _ in done], owner=self.owner)
-                for job, outcome in done:
-                    if job.id not in ours:
-                        log.warning("job_lease_lost", job_id=job.id)
-                        continue
-                    sent = session.get(Delivery, outcome.delivery_id)
-                    if sent is not None:
-                        record_sent(sent, outcome, session=session, now=now, ctx=self.ctx)
+                lost = [job.id for job, _ in done if job.id not in ours]
+                if lost:
+                    log.warning("job_lease_lost", job_ids=lost)
+                record_sent(
+                    [o for job, o in done if job.id in ours], session=session, now=now, ctx=self.ctx
+                )
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=now)
         except Exception as exc:  # leave the jobs to their lease: they run again elsewhere
             log.error("record_failed", error=str(exc), count=len(done))

@@ -155,8 +155,8 @@ def page_level(
         ]
         page.level = level
         if people:
-            for person in people:
-                recipient = PageRecipient(
+            recipients = [
+                PageRecipient(
                     page_id=page.id,
                     level=level,
                     person_id=person.id,
@@ -164,18 +164,19 @@ def page_level(
                     contact_position=0,
                     created_at=now,
                 )
-                page.recipients.append(recipient)
-                session.flush()
-                deliver(
-                    incident,
-                    playbook,
-                    page,
-                    recipient,
-                    person,
-                    session=session,
-                    now=now,
-                    policy=policy,
-                )
+                for person in people
+            ]
+            page.recipients.extend(recipients)
+            session.flush()
+            deliver_many(
+                incident,
+                playbook,
+                page,
+                list(zip(recipients, people, strict=True)),
+                session=session,
+                now=now,
+                policy=policy,
+            )
             if len(page.chain) > 1 or page.target_kind != "group":
                 page.ack_deadline = now + timedelta(seconds=page.ack_within_s)
                 jobs.enqueue(
@@ -203,60 +204,96 @@ def deliver(
     policy: PagingPolicy,
 ) -> Delivery | None:
     """Queue a delivery to the recipient's current contact method (None when none left)."""
-    contacts = person.contacts
-    if recipient.contact_position >= len(contacts):
-        recipient.status = "failed"
-        return None
-    contact = contacts[recipient.contact_position]
-    ack_url = policy.links.url(recipient.id, now=now)
-    subject, body = message_for(
-        incident, playbook, page, person, ack_url, now=now, zone=policy.zone
+    made = deliver_many(
+        incident, playbook, page, [(recipient, person)], session=session, now=now, policy=policy
     )
+    return made[0] if made else None
+
+
+def deliver_many(
+    incident: Incident,
+    playbook: Playbook | None,
+    page: Page,
+    pairs: list[tuple[PageRecipient, Person]],
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> list[Delivery]:
+    """Queue one delivery per recipient to their current contact method, in one batch;
+    recipients with no method left are marked failed."""
     urgent = page.level > 0 or page.target_kind == "duty"
-    held = not urgent and _over_flood_limit(contact.url, session=session, now=now, policy=policy)
-    sent = delivery.create(
-        session=session,
-        now=now,
-        purpose="page",
-        address=contact.url,
-        subject=subject,
-        body=body,
-        idempotency_key=f"page:{recipient.id}:{recipient.contact_position}",
-        incident_id=incident.id,
-        person_id=person.id,
-        recipient_id=recipient.id,
-        contact_position=recipient.contact_position,
-        urgent=urgent,
-        status="held" if held else "queued",
-    )
-    if held:
-        window_end = _window_end(sent.address_hash, session=session, now=now, policy=policy)
-        jobs.enqueue(
-            session,
-            BUNDLE_JOB,
-            {"address_hash": sent.address_hash},
-            key=f"bundle:{sent.address_hash}:{window_end.isoformat()}",
-            run_at=window_end,
-            incident_id=None,
+    reachable = []
+    for recipient, person in pairs:
+        if recipient.contact_position >= len(person.contacts):
+            recipient.status = "failed"
+        else:
+            reachable.append((recipient, person, person.contacts[recipient.contact_position].url))
+    if not reachable:
+        return []
+    counts = (
+        {}
+        if urgent
+        else _recent_pages(
+            [address for _, _, address in reachable], session=session, now=now, policy=policy
         )
-        log.info("page_held_by_flood_limit", delivery_id=sent.id, incident_id=incident.id)
-    return sent
+    )
+    specs = []
+    for recipient, person, address in reachable:
+        ack_url = policy.links.url(recipient.id, now=now)
+        subject, body = message_for(
+            incident, playbook, page, person, ack_url, now=now, zone=policy.zone
+        )
+        hashed = delivery.address_hash(address)
+        held = counts.get(hashed, 0) >= policy.flood_limit
+        counts[hashed] = counts.get(hashed, 0) + (0 if held else 1)
+        specs.append(
+            delivery.Spec(
+                purpose="page",
+                address=address,
+                subject=subject,
+                body=body,
+                idempotency_key=f"page:{recipient.id}:{recipient.contact_position}",
+                incident_id=incident.id,
+                person_id=person.id,
+                recipient_id=recipient.id,
+                contact_position=recipient.contact_position,
+                urgent=urgent,
+                status="held" if held else "queued",
+            )
+        )
+    made = delivery.create_many(specs, session=session, now=now)
+    for sent in made:
+        if sent.status == "held":
+            window_end = _window_end(sent.address_hash, session=session, now=now, policy=policy)
+            jobs.enqueue(
+                session,
+                BUNDLE_JOB,
+                {"address_hash": sent.address_hash},
+                key=f"bundle:{sent.address_hash}:{window_end.isoformat()}",
+                run_at=window_end,
+                incident_id=None,
+            )
+            log.info("page_held_by_flood_limit", delivery_id=sent.id, incident_id=incident.id)
+    return made
 
 
-def _over_flood_limit(
-    address: str, *, session: Session, now: datetime, policy: PagingPolicy
-) -> bool:
-    count = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
+def _recent_pages(
+    addresses: list[str], *, session: Session, now: datetime, policy: PagingPolicy
+) -> dict[str, int]:
+    """Pages sent (not held) to each address within the flood window, by address hash."""
+    hashes = sorted({delivery.address_hash(a) for a in addresses})
+    rows = session.execute(
+        select(Delivery.address_hash, func.count())
         .where(
-            Delivery.address_hash == delivery.address_hash(address),
+            Delivery.address_hash.in_(hashes),
             Delivery.purpose == "page",
             Delivery.status.not_in(("held", "bundled")),
             Delivery.created_at > now - policy.flood_window,
         )
-    )
-    return int(count or 0) >= policy.flood_limit
+        .group_by(Delivery.address_hash)
+    ).all()
+    return {hashed: int(n) for hashed, n in rows}
 
 
 def _window_end(
@@ -375,8 +412,11 @@ def alert_duty(
     )
 
 
-def test_contacts(person_id: str, *, session: Session, now: datetime) -> list[Delivery]:
-    """Queue a test message to each of a person's contact methods (``roster test``)."""
+def test_contacts(
+    person_id: str, *, session: Session, now: datetime, direct: bool = False
+) -> list[Delivery]:
+    """A test message to each of a person's contact methods (``roster test``): queued for
+    the worker, or (``direct``) left for the caller to send at once."""
     person = session.get(Person, person_id)
     if person is None or not person.active:
         raise NotFound(f"no active person {person_id!r} in the roster")
@@ -395,6 +435,7 @@ def test_contacts(person_id: str, *, session: Session, now: datetime) -> list[De
                 idempotency_key=f"test:{person.id}:{index}:{stamp}",
                 person_id=person.id,
                 contact_position=index,
+                status="sending" if direct else "queued",
             )
         )
     return sent

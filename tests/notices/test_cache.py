@@ -39,15 +39,17 @@ def other_process(
     seeded: Database, settings: Settings, catalog: Catalog, clock: FrozenClock
 ) -> Iterator[TestClient]:
     """A second app on the same database, as another `incident serve` would be."""
+    database = Database.from_url(settings.database_url)
     app = create_app(
         settings.replace(notice_cache_seconds=0.0),
-        db=Database.from_url(settings.database_url),
+        db=database,
         clock=clock,
         catalog=catalog,
         run_worker=False,
     )
     with TestClient(app, raise_server_exceptions=False) as other:
         yield other
+    database.dispose()
 
 
 def test_a_publication_in_one_process_shows_in_another(
