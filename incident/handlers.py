@@ -79,7 +79,11 @@ def evaluate_incident(job: Claimed, session: Session, now: datetime, ctx: Contex
     incident = session.get(Incident, job.payload["incident_id"])
     if incident is not None:
         response.evaluate_conditions(
-            incident, response.playbook_of(incident, ctx.catalog), session=session, now=now
+            incident,
+            response.playbook_of(incident, ctx.catalog),
+            session=session,
+            now=now,
+            checked_for=job.run_at,
         )
 
 

@@ -194,9 +194,10 @@ def _make_due(
     session: Session,
     reason: str,
     occurrence: int | str = 1,
+    due_at: datetime | None = None,
 ) -> None:
     stage.state = "due"
-    stage.due_at = now
+    stage.due_at = min(due_at, now) if due_at is not None else now
     if _enqueue_fire(stage, occurrence, now, session=session):
         timeline.append(
             incident,
@@ -213,10 +214,18 @@ def playbook_of(incident: Incident, catalog: Catalog) -> Playbook:
 
 
 def evaluate_conditions(
-    incident: Incident, playbook: Playbook, *, session: Session, now: datetime
+    incident: Incident,
+    playbook: Playbook,
+    *,
+    session: Session,
+    now: datetime,
+    checked_for: datetime | None = None,
 ) -> list[str]:
     """Make due every pending ``if`` stage whose condition holds; schedule the next check
-    for time-dependent conditions. Return the keys of stages made due."""
+    for time-dependent conditions. Return the keys of stages made due.
+
+    ``checked_for`` is the moment a timer was set for (a time threshold): stages that hold
+    now are due since then, so that lateness is measured against the threshold."""
     if incident.status not in ("active", "contained"):
         return []
     facts = condition_facts(incident)
@@ -228,7 +237,14 @@ def evaluate_conditions(
         if spec.when.kind != "if" or condition is None or stage.state != "pending":
             continue
         if condition.evaluate(facts, now):
-            _make_due(incident, stage, now, session=session, reason=f"if {condition.source}")
+            _make_due(
+                incident,
+                stage,
+                now,
+                session=session,
+                reason=f"if {condition.source}",
+                due_at=checked_for,
+            )
             made_due.append(stage.key)
             continue
         change = condition.next_change(facts, now)

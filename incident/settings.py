@@ -109,6 +109,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{PREFIX}TIMEZONE: unknown time zone {settings.timezone!r}") from None
     if settings.log_format not in {"console", "json"}:
         raise ConfigError(f"{PREFIX}LOG_FORMAT: expected console or json")
+    if any(c in settings.cap_sender for c in " ,<&"):
+        raise ConfigError(f"{PREFIX}CAP_SENDER: no spaces, commas, < or & (CAP 1.2)")
     return settings
 
 

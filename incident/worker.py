@@ -104,11 +104,12 @@ class Worker:
         with structlog.contextvars.bound_contextvars(
             job_id=job.id, job_kind=job.kind, incident_id=job.incident_id
         ):
-            now = self.clock.now()
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
                 with self.db.transaction() as session:
+                    session.connection()  # take the write lock first: "now" is after any wait
+                    now = self.clock.now()
                     handler(job, session, now, self.ctx)
                     jobs.complete(session, job.id, owner=self.owner, now=self.clock.now())
             except jobs.LeaseLost:

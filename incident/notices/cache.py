@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 Stamp = tuple[int, int]
+READ_TIMEOUT = 5.0
+"""Seconds after which a generation read that never reported back is tried again."""
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,27 @@ class FeedCache:
         self._generation = 0
         self._checked_at = float("-inf")
         self._epoch = 0
+        self._learned = False  # a generation was read since the last invalidation
+        self._reading_since = float("-inf")  # one request re-reads it; others keep serving
         self._entries: dict[str, tuple[Stamp, Rendered]] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # -- the generation ------------------------------------------------------------------
     def known_generation(self) -> tuple[int | None, int]:
-        """The generation if checked recently enough (else None), and the epoch to pass back
-        to :meth:`learn` after reading it from the database."""
+        """The generation to serve, or None: then read it from the database and pass it to
+        :meth:`learn` with the epoch returned here.
+
+        When the check is merely due (not invalidated), one caller re-reads it while the
+        others keep serving the generation known (at most ``check_every`` old)."""
         with self._lock:
-            fresh = time.monotonic() - self._checked_at < self.check_every
-            return (self._generation if fresh else None), self._epoch
+            now = time.monotonic()
+            if now - self._checked_at < self.check_every:
+                return self._generation, self._epoch
+            if self._learned and now - self._reading_since < READ_TIMEOUT:
+                return self._generation, self._epoch
+            self._reading_since = now
+            return None, self._epoch
 
     def learn(self, generation: int, epoch: int) -> None:
         """Remember a generation read from the database, unless invalidated meanwhile."""
@@ -63,12 +75,16 @@ class FeedCache:
             if epoch == self._epoch:
                 self._generation = generation
                 self._checked_at = time.monotonic()
+                self._learned = True
+                self._reading_since = float("-inf")
 
     def invalidate(self) -> None:
-        """Something was published here: read the generation again on the next request."""
+        """Something was published here: every request reads the generation until one has."""
         with self._lock:
             self._epoch += 1
             self._checked_at = float("-inf")
+            self._learned = False
+            self._reading_since = float("-inf")
 
     # -- the entries ---------------------------------------------------------------------
     def lookup(self, key: str, stamp: Stamp) -> Rendered | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -115,10 +116,16 @@ def _texts(
             errors.append(FieldError("template", f"unknown template; this playbook has {names}"))
         else:
             context = template_context(incident, now=now, stage_key=stage_key)
-            for lang in ("zh", "en"):
-                rendered = render_template(playbook, draft.template, lang, context, tz=zone)
-                texts[lang] = Text.from_rendered(rendered)
-            check_rendered(texts, errors=errors, field="template")
+            try:
+                for lang in ("zh", "en"):
+                    rendered = render_template(playbook, draft.template, lang, context, tz=zone)
+                    texts[lang] = Text.from_rendered(rendered)
+            except (TemplateError, TypeError, ValueError) as exc:
+                # Checked at load, a template can still fail on the facts it is given
+                # (comparing a missing optional fact with a number).
+                errors.append(FieldError("template", f"the template failed to render: {exc}"))
+            else:
+                check_rendered(texts, errors=errors, field="template")
     if draft.languages is not None or draft.template is None:
         typed = check_texts(draft.languages, errors=errors, body_required=True)
         texts.update(typed)

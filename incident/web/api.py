@@ -36,6 +36,7 @@ async def write(request: Request, fn: Callable[[Session, datetime], T]) -> T:
 
     def run() -> T:
         with state.db.transaction() as session:
+            session.connection()  # take the write lock first: "now" is after any wait
             return fn(session, state.clock.now())
 
     return await run_in_threadpool(run)
