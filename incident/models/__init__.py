@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed tables, one module per aggregate."""
 
 from incident.models.base import Base, UTCDateTime, new_id
+from incident.models.drills import CorrectiveAction, DrillSchedule, Evaluation
 from incident.models.inbox import InboxMessage
 from incident.models.incidents import Incident, PlaybookVersion, Stage
 from incident.models.jobs import Job
@@ -15,9 +16,12 @@ __all__ = [
     "ApiToken",
     "Base",
     "ContactMethod",
+    "CorrectiveAction",
     "Delivery",
     "DeliveryAttempt",
     "Department",
+    "DrillSchedule",
+    "Evaluation",
     "IdempotencyRecord",
     "InboxMessage",
     "Incident",

@@ -43,6 +43,11 @@ class Incident(Base):
     contained_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Drills: who may be paged (person or department ids; empty: whom the playbook pages),
+    # the schedule that started it, and its drill-only channels.
+    participants: Mapped[list[Any] | None]
+    drill_schedule_id: Mapped[str | None] = mapped_column(String(40))
+    drill_channels: Mapped[list[Any] | None]
     timeline_seq: Mapped[int] = mapped_column(default=0)
     timeline_head: Mapped[str] = mapped_column(String(64), default="")
 
