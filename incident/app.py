@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from incident import roster
@@ -21,7 +22,7 @@ from incident.errors import IncidentError
 from incident.handlers import Context
 from incident.playbook import RosterRefs
 from incident.settings import Settings
-from incident.web import api, notices_api, paging_api, public, system
+from incident.web import api, console, drills_api, notices_api, paging_api, public, system
 from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
 from incident.web.state import AppState
 from incident.worker import Worker
@@ -95,8 +96,10 @@ def create_app(
             *system.routes,
             *api.routes,
             *paging_api.routes,
+            *drills_api.routes,
             *notices_api.routes,
             *public.routes,
+            *console.routes,
         ],
         exception_handlers={
             IncidentError: incident_error_handler,
@@ -104,6 +107,15 @@ def create_app(
             Exception: server_error_handler,
         },
         lifespan=lifespan,
+    )
+    # The console's login: a signed cookie (SameSite=Lax, HttpOnly); the API uses bearer tokens.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=str(settings.secret_key),
+        session_cookie="incident_session",
+        max_age=settings.console_session_hours * 3600,
+        same_site="lax",
+        https_only=settings.public_url.startswith("https://"),
     )
     app.add_middleware(RequestContext)
     app.state.incident = state

@@ -384,6 +384,118 @@ def declare(
 
 
 @cli.group()
+def drill() -> None:
+    """Drills: run one now, schedule them, list them."""
+
+
+@drill.command("run")
+@click.argument("playbook_id")
+@click.option("--severity", required=True)
+@click.option("--title", default="Drill")
+@click.option("--fact", "facts", multiple=True, help="name=value (repeatable)")
+@click.option(
+    "--participant",
+    "participants",
+    multiple=True,
+    help="person or department id (repeatable); default: whom the playbook pages",
+)
+@pass_env
+def drill_run(
+    env: Env,
+    playbook_id: str,
+    severity: str,
+    title: str,
+    facts: tuple[str, ...],
+    participants: tuple[str, ...],
+) -> None:
+    """Start a drill now (the worker runs it)."""
+    from incident import drills
+    from incident.app import load_catalog
+
+    catalog = load_catalog(env.settings, env.db)
+    with env.db.transaction() as session:
+        incident = drills.start_drill(
+            session=session,
+            now=SystemClock().now(),
+            catalog=catalog,
+            playbook_id=playbook_id,
+            severity=severity,
+            facts=parse_facts(facts),
+            title=title,
+            participants=list(participants),
+            actor="cli",
+        )
+        incident_id = incident.id
+    click.echo(incident_id)
+
+
+@drill.command("schedule")
+@click.argument("playbook_id")
+@click.option("--cron", required=True, help="in the centre's time zone, e.g. '0 10 * * 3'")
+@click.option("--severity", required=True)
+@click.option("--title", default=None)
+@click.option("--fact", "facts", multiple=True, help="name=value (repeatable)")
+@click.option("--participant", "participants", multiple=True)
+@pass_env
+def drill_schedule(
+    env: Env,
+    playbook_id: str,
+    cron: str,
+    severity: str,
+    title: str | None,
+    facts: tuple[str, ...],
+    participants: tuple[str, ...],
+) -> None:
+    """Schedule a recurring drill; prints its id and next run."""
+    from incident import drills
+    from incident.app import load_catalog
+
+    catalog = load_catalog(env.settings, env.db)
+    with env.db.transaction() as session:
+        schedule = drills.add_schedule(
+            session=session,
+            now=SystemClock().now(),
+            zone=env.settings.zone,
+            catalog=catalog,
+            playbook_id=playbook_id,
+            cron=cron,
+            severity=severity,
+            facts=parse_facts(facts),
+            title=title,
+            participants=list(participants),
+            actor="cli",
+        )
+        due = schedule.next_run_at
+        line = f"{schedule.id} next {due.isoformat() if due else '-'}"
+    click.echo(line)
+
+
+@drill.command("list")
+@pass_env
+def drill_list(env: Env) -> None:
+    """Upcoming scheduled drills and past drills."""
+    from sqlalchemy import select
+
+    from incident import drills
+
+    now = SystemClock().now()
+    with env.db.reading() as session:
+        for run in drills.upcoming(
+            session=session, now=now, zone=env.settings.zone, per_schedule=1
+        ):
+            at = run["at"].astimezone(env.settings.zone).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"upcoming\t{at}\t{run['playbook']}\t{run['title']}")
+        for incident in session.scalars(
+            select(Incident)
+            .where(Incident.mode == "drill")
+            .order_by(Incident.declared_at.desc())
+            .limit(20)
+        ):
+            at = incident.declared_at.astimezone(env.settings.zone).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"past\t{at}\t{incident.playbook_id}\t{incident.id}\t{incident.status}")
+
+
+@cli.group()
 def audit() -> None:
     """Check the timelines."""
 

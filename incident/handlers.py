@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incident import delivery, notices, paging, response
+from incident import delivery, drills, notices, paging, response
 from incident.catalog import Catalog
 from incident.channels import Outcome, SendPolicy
 from incident.jobs import Claimed
@@ -177,10 +177,27 @@ def check_notice_due(job: Claimed, session: Session, now: datetime, ctx: Context
     )
 
 
+def start_scheduled_drill(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    drills.start_scheduled(
+        str(job.payload["schedule_id"]),
+        job.run_at,
+        session=session,
+        now=now,
+        zone=ctx.settings.zone,
+        catalog=ctx.catalog,
+    )
+
+
+def corrective_action_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    drills.on_action_due(str(job.payload["action_id"]), session=session, now=now, policy=ctx.policy)
+
+
 HANDLERS: dict[str, Handler] = {
     "stage.fire": fire_stage,
     "incident.evaluate": evaluate_incident,
     paging.DEADLINE_JOB: page_deadline,
     paging.BUNDLE_JOB: send_bundle,
+    drills.START_JOB: start_scheduled_drill,
+    drills.ACTION_DUE_JOB: corrective_action_due,
     notices.CHECK_DUE_JOB: check_notice_due,
 }

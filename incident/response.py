@@ -117,6 +117,9 @@ def declare(
     facts: object,
     mode: object = "live",
     actor: str | None = None,
+    participants: list[str] | None = None,
+    drill_schedule_id: str | None = None,
+    drill_channels: list[str] | None = None,
 ) -> Incident:
     """Declare an incident from a playbook: stages scheduled, first jobs queued.
 
@@ -125,6 +128,11 @@ def declare(
     playbook, coerced, severity, title, mode = validate_declaration(
         catalog, playbook_id, severity, title, facts, mode
     )
+    if mode != "drill" and (participants or drill_schedule_id or drill_channels):
+        raise ValidationFailed(
+            "participants and drill channels are for drills",
+            [FieldError("mode", "participants and drill channels need mode drill")],
+        )
     version = catalog.pin(playbook, session=session, now=now)
     incident = Incident(
         id=new_id("inc"),
@@ -139,6 +147,9 @@ def declare(
         declared_by=actor,
         timeline_seq=0,
         timeline_head="",
+        participants=participants or None,
+        drill_schedule_id=drill_schedule_id,
+        drill_channels=drill_channels or None,
     )
     session.add(incident)
     for position, spec in enumerate(playbook.stages):
@@ -163,6 +174,7 @@ def declare(
             "mode": mode,
             "title": incident.title,
             "facts": coerced,
+            "participants": participants or [],
         },
         session=session,
         at=now,

@@ -60,6 +60,7 @@ class Settings:
     notice_cache_seconds: float = 1.0
     demo_inbox: bool = True
     demo_roster: Path = Path("incident/demo/roster.yaml")
+    console_session_hours: int = 12
 
     @property
     def zone(self) -> ZoneInfo:

@@ -39,6 +39,11 @@ class Kind(StrEnum):
     NOTICE_REQUESTED = "notice:requested"
     PASSENGER_MESSAGE_REQUESTED = "passenger_message:requested"
     TASK_REQUESTED = "task:requested"
+    DRILL_STARTED = "drill:started"
+    DRILL_EVALUATED = "drill:evaluated"
+    ACTION_CREATED = "corrective_action:created"
+    ACTION_OVERDUE = "corrective_action:overdue"
+    ACTION_DONE = "corrective_action:done"
 
 
 def canonical(payload: Any) -> str:

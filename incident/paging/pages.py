@@ -153,6 +153,7 @@ def page_level(
             for p in people_at(page, level, now, session=session, zone=policy.zone)
             if p.id not in already
         ]
+        people = only_participants(incident, people)
         page.level = level
         if people:
             recipients = [
@@ -190,6 +191,14 @@ def page_level(
             return
         level += 1
     exhausted(incident, page, session=session, now=now, policy=policy)
+
+
+def only_participants(incident: Incident, people: list[Person]) -> list[Person]:
+    """A drill that names participants pages no one else (people or whole departments)."""
+    if incident.mode != "drill" or not incident.participants:
+        return people
+    allowed = set(incident.participants)
+    return [p for p in people if p.id in allowed or p.department_id in allowed]
 
 
 def deliver(

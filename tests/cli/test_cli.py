@@ -152,3 +152,46 @@ def test_roster_test_sends_to_each_contact_and_says_which_answered(
     assert lines[1] == "2. inbox: delivered (1 attempt(s))"
     missing = run("roster", "test", "nobody", env=env)
     assert missing.returncode == 1 and "no active person" in missing.stderr
+
+
+def test_drills_run_and_schedule_from_the_command_line(env: dict[str, str]) -> None:
+    assert run("demo", env=env).returncode == 0
+    started = run(
+        "drill",
+        "run",
+        "mass-delay",
+        "--severity",
+        "III",
+        "--fact",
+        "line=G",
+        "--fact",
+        "trains_affected=4",
+        "--fact",
+        "expected_delay_min=30",
+        "--participant",
+        "coordination",
+        env=env,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip().startswith("inc_")
+    scheduled = run(
+        "drill",
+        "schedule",
+        "mass-delay",
+        "--cron",
+        "0 10 * * 3",
+        "--severity",
+        "IV",
+        "--fact",
+        "line=G",
+        "--fact",
+        "trains_affected=4",
+        "--fact",
+        "expected_delay_min=30",
+        env=env,
+    )
+    assert scheduled.returncode == 0, scheduled.stderr
+    listed = run("drill", "list", env=env).stdout
+    assert "upcoming\t" in listed and "past\t" in listed
+    bad = run("drill", "schedule", "mass-delay", "--cron", "nope", "--severity", "IV", env=env)
+    assert bad.returncode == 1 and "cron" in bad.stderr

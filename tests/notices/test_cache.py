@@ -129,3 +129,12 @@ def test_stamps_change_with_the_minute(clock: FrozenClock) -> None:
     assert stamp_of(3, clock.now()) == first
     clock.advance(seconds=1)
     assert stamp_of(3, clock.now()) != first
+
+
+def test_one_request_re_reads_a_due_generation_while_the_others_serve_on() -> None:
+    cache = FeedCache(check_every=0.0)
+    cache.learn(5, 0)
+    assert cache.known_generation() == (None, 0)  # this one reads the database
+    assert cache.known_generation() == (5, 0)  # the others do not wait for it
+    cache.learn(6, 0)
+    assert cache.known_generation() == (None, 0)  # due again at once (check_every 0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from incident.errors import FieldError
+import pytest
+
+from incident.errors import ConfigError, FieldError
+from incident.notices import cap_sender
 from incident.notices.texts import Text, check_texts, clean, items
+from incident.settings import load_settings
 
 
 def test_the_first_non_empty_line_of_a_rendered_template_is_the_headline() -> None:
@@ -40,3 +44,11 @@ def test_lists_of_lines_stations_and_trains_come_from_text_or_lists() -> None:
     assert items("G, D、K") == ["G", "D", "K"]
     assert items(["G101", " G101 ", "", "D7"]) == ["G101", "D7"]
     assert items(None) == []
+
+
+def test_a_cap_sender_with_a_comma_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="INCIDENT_CAP_SENDER"):
+        load_settings({"INCIDENT_CAP_SENDER": "centre,railway"})
+    assert cap_sender(load_settings({"INCIDENT_PUBLIC_URL": "https://trains.example"})) == (
+        "notices@trains.example"
+    )

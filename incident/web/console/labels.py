@@ -1,0 +1,155 @@
+"""What the console calls things, in Chinese and English: states, levels, roles, events."""
+
+from __future__ import annotations
+
+from incident.playbook import LEVEL_COLOURS, LEVEL_NAMES_ZH
+
+Pair = tuple[str, str]  # (zh, en)
+
+SEVERITY: dict[str, Pair] = {
+    level: (f"{name}（{level}级）", f"Level {level}") for level, name in LEVEL_NAMES_ZH.items()
+}
+COLOURS = LEVEL_COLOURS
+
+TABLES: dict[str, dict[str, Pair]] = {
+    "severity": SEVERITY,
+    "incident": {
+        "active": ("处置中", "Active"),
+        "contained": ("已控制", "Contained"),
+        "resolved": ("已解决", "Resolved"),
+        "closed": ("已关闭", "Closed"),
+    },
+    "mode": {"live": ("实战", "Live"), "drill": ("演练", "Drill")},
+    "stage": {
+        "pending": ("待触发", "Pending"),
+        "due": ("执行中", "Due"),
+        "fired": ("已执行", "Fired"),
+        "skipped": ("已跳过", "Skipped"),
+    },
+    "trigger": {
+        "declared": ("启动时", "On declaration"),
+        "after": ("延时", "After"),
+        "every": ("每隔", "Every"),
+        "if": ("条件", "If"),
+        "manual": ("手动", "Manual"),
+        "resolved": ("解除时", "On resolution"),
+    },
+    "page": {
+        "pending": ("待送达", "Pending"),
+        "sent": ("已送达", "Delivered"),
+        "acked": ("已确认", "Acknowledged"),
+        "escalated": ("已升级", "Escalated"),
+        "unreachable": ("无法联系", "Unreachable"),
+    },
+    "recipient": {
+        "pending": ("发送中", "Sending"),
+        "sent": ("已送达", "Delivered"),
+        "failed": ("失败", "Failed"),
+        "acked": ("已确认", "Acknowledged"),
+        "declined": ("已拒绝", "Declined"),
+    },
+    "delivery": {
+        "queued": ("排队", "Queued"),
+        "sending": ("发送中", "Sending"),
+        "delivered": ("已送达", "Delivered"),
+        "retrying": ("重试中", "Retrying"),
+        "failed": ("失败", "Failed"),
+        "held": ("暂缓", "Held"),
+        "bundled": ("已合并", "Bundled"),
+    },
+    "notice": {
+        "draft": ("草稿", "Draft"),
+        "current": ("已发布", "Current"),
+        "closed": ("已解除", "Closed"),
+        "withdrawn": ("已撤回", "Withdrawn"),
+    },
+    "version": {
+        "draft": ("草稿", "Draft"),
+        "approved": ("已批准", "Approved"),
+        "published": ("已发布", "Published"),
+        "superseded": ("已取代", "Superseded"),
+        "withdrawn": ("已撤回", "Withdrawn"),
+    },
+    "notice_kind": {
+        "initial": ("首次公告", "First notice"),
+        "update": ("更新", "Update"),
+        "all_clear": ("解除", "All clear"),
+        "withdrawal": ("撤回", "Withdrawal"),
+    },
+    "role": {
+        "admin": ("管理员", "Administrator"),
+        "duty_manager": ("值班主任", "Duty manager"),
+        "staff": ("工作人员", "Staff"),
+        "evaluator": ("评估员", "Evaluator"),
+        "viewer": ("只读", "Viewer"),
+    },
+    "level": {
+        "on_duty": ("当班人员", "On duty"),
+        "section_head": ("组长", "Section head"),
+        "deputy_director": ("副主任", "Deputy director"),
+        "duty_director": ("值班领导", "Duty director"),
+        "director": ("主任", "Director"),
+        "on_duty_agent": ("当班坐席", "On-duty agent"),
+    },
+    "via": {
+        "link": ("链接", "link"),
+        "api": ("接口", "API"),
+        "console": ("控制台", "console"),
+        "reply": ("回复", "reply"),
+    },
+    "action": {
+        "page": ("呼叫", "Page"),
+        "notice": ("公告", "Notice"),
+        "passenger_message": ("旅客消息", "Passenger message"),
+        "task": ("任务", "Task"),
+    },
+    "event": {
+        "incident:declared": ("启动响应", "Declared"),
+        "incident:severity_changed": ("调整级别", "Severity changed"),
+        "incident:facts_changed": ("更新情况", "Facts changed"),
+        "incident:status_changed": ("状态变更", "Status changed"),
+        "stage:due": ("阶段到期", "Stage due"),
+        "stage:fired": ("执行阶段", "Stage fired"),
+        "stage:skipped": ("跳过阶段", "Stage skipped"),
+        "page:requested": ("请求呼叫", "Page requested"),
+        "page:opened": ("发出呼叫", "Page opened"),
+        "page:escalated": ("呼叫升级", "Page escalated"),
+        "page:unanswered": ("无人应答", "Page unanswered"),
+        "page:unreachable": ("无法联系", "Unreachable"),
+        "page:acked": ("确认呼叫", "Page acknowledged"),
+        "page:declined": ("拒绝呼叫", "Page declined"),
+        "notice:requested": ("请求公告", "Notice requested"),
+        "notice:drafted": ("公告草稿", "Notice drafted"),
+        "notice:approved": ("批准公告", "Notice approved"),
+        "notice:published": ("发布公告", "Notice published"),
+        "notice:superseded": ("公告被取代", "Notice superseded"),
+        "notice:withdrawn": ("撤回公告", "Notice withdrawn"),
+        "notice:skipped": ("未起草公告", "Notice skipped"),
+        "notice:first_overdue": ("首次公告逾期", "First notice overdue"),
+        "notice:update_overdue": ("公告更新逾期", "Notice update overdue"),
+        "passenger_message:requested": ("旅客消息", "Passenger message"),
+        "task:requested": ("任务", "Task"),
+        "drill:started": ("演练开始", "Drill started"),
+        "drill:evaluated": ("演练评估", "Drill evaluated"),
+        "corrective_action:created": ("整改措施", "Corrective action"),
+        "corrective_action:overdue": ("整改逾期", "Corrective action overdue"),
+        "corrective_action:done": ("整改完成", "Corrective action done"),
+    },
+}
+
+
+def label(table: str, value: object, lang: str) -> str:
+    """The name of ``value`` in ``lang`` ("zh" or "en"); the value itself when unnamed."""
+    pair = TABLES.get(table, {}).get(str(value))
+    if pair is None:
+        return str(value).replace("_", " ")
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def pick(pair: dict[str, str] | Pair | None, lang: str) -> str:
+    """One language of a ``{zh, en}`` mapping or a ``(zh, en)`` pair (zh when en is missing)."""
+    if pair is None:
+        return ""
+    if isinstance(pair, tuple):
+        return pair[0] if lang == "zh" else pair[1]
+    return pair.get(lang) or pair.get("zh") or next(iter(pair.values()), "")
