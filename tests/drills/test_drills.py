@@ -15,7 +15,7 @@ from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
 from incident.handlers import Context
-from incident.models import Incident, InboxMessage, Page, PageRecipient, Person
+from incident.models import InboxMessage, Incident, Page, PageRecipient, Person
 from incident.worker import Worker
 from tests.factories import MASS_DELAY_FACTS
 from tests.notices.desk import Desk
@@ -259,7 +259,7 @@ def test_a_full_drill_of_every_playbook_touches_no_public_surface_or_non_partici
     desk.run()
 
     def surfaces() -> dict[str, int]:
-        raw, atom = desk.atom()
+        _raw, atom = desk.atom()
         return {
             "page": desk.page().count("<article "),
             "atom": len(atom.entries),
