@@ -15,11 +15,11 @@ from incident import jobs, response, timeline
 from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
-from incident.handlers import Context
+from incident.delivery import SEND_JOB
+from incident.handlers import HANDLERS, Context
 from incident.models import Base
 from incident.playbook import format_duration, parse_duration
 from incident.settings import Settings
-from incident.worker import Worker
 
 START = datetime.fromisoformat("2026-01-01T08:00:00+00:00")
 SHOWN = {
@@ -125,7 +125,7 @@ def simulate(
     Base.metadata.create_all(db.engine)
     clock = FrozenClock(START)
     # No sender: deliveries are created as the engine would, and nothing is sent.
-    worker = Worker(db, Context.build(Settings(database_url="sqlite://"), catalog), clock)
+    ctx = Context.build(Settings(database_url="sqlite://"), catalog)
     pending = sorted(changes, key=lambda c: c.at)
     if resolve_at is not None:
         at = parse_duration(resolve_at) if isinstance(resolve_at, str) else resolve_at
@@ -146,7 +146,7 @@ def simulate(
             ).id
         end = START + horizon
         while True:
-            worker.drain()
+            _run_due(db, ctx, clock)
             with db.reading() as session:
                 nxt = jobs.next_run_at(session)
             change_at = START + pending[0].at if pending else None
@@ -163,6 +163,24 @@ def simulate(
         return Simulation(playbook_id, steps)
     finally:
         db.dispose()
+
+
+def _run_due(db: Database, ctx: Context, clock: FrozenClock) -> None:
+    """Run every job due now with the real handlers; deliveries are created but never sent."""
+    lease = timedelta(minutes=5)
+    while True:
+        with db.transaction() as session:
+            claimed = jobs.claim(
+                session, owner="simulation", now=clock.now(), lease=lease, limit=500
+            )
+        if not claimed:
+            return
+        for job in claimed:
+            with db.transaction() as session:
+                handler = HANDLERS.get(job.kind)
+                if handler is not None and job.kind != SEND_JOB:
+                    handler(job, session, clock.now(), ctx)
+                jobs.complete(session, job.id, owner="simulation", now=clock.now())
 
 
 def _apply(db: Database, catalog: Catalog, incident_id: str, change: Change, now: datetime) -> None:
