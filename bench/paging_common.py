@@ -179,6 +179,48 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    first = Path("/proc/stat").read_text().splitlines()[0].split()
+    ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+
+
+class OthersCpu:
+    """CPU used by processes other than the given ones over a window (noise on a shared box)."""
+
+    def __init__(self, *pids: int | None) -> None:
+        self.pids = [p for p in pids if p is not None]
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy_seconds()
+        self.own0 = self._own()
+
+    def _own(self) -> float:
+        return sum(cpu_seconds(p) or 0.0 for p in self.pids) + time.process_time()
+
+    def percent(self) -> float:
+        """Mean CPU % (100 = one core) of everything else since construction."""
+        dt = time.monotonic() - self.t0
+        used = (machine_busy_seconds() - self.busy0) - (self._own() - self.own0)
+        return round(max(used, 0.0) / dt * 100, 1) if dt > 0 else 0.0
+
+
+def wait_quiet(below_pct: float, max_wait: float, *pids: int | None) -> dict[str, float]:
+    """Wait (at most max_wait s) for a 1 s window in which other processes use < below_pct CPU.
+
+    The machine is shared: other sessions run test suites and benchmarks on the same 2 cores.
+    Returns the last window's figure and how long it waited (a run starts anyway after
+    max_wait; the figure is recorded with the run)."""
+    t0 = time.monotonic()
+    while True:
+        probe = OthersCpu(*pids)
+        time.sleep(1.0)
+        pct = probe.percent()
+        waited = time.monotonic() - t0
+        if pct < below_pct or waited >= max_wait:
+            return {"others_pct_before": pct, "waited_s": round(waited, 1)}
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """VmHWM (peak resident set) of a running process, in MB (MiB, as ru_maxrss/1024)."""
     try:
@@ -280,7 +322,7 @@ class Bench:
     @classmethod
     def prepare(cls, workdir: Path, src: Path, **extra_env: str) -> Bench:
         playbooks = workdir / "playbooks"
-        playbooks.mkdir()
+        playbooks.mkdir(parents=True)
         (playbooks / f"{PLAYBOOK_ID}.yaml").write_text(PLAYBOOK, encoding="utf-8")
         db_url = f"sqlite:///{workdir / 'incident.db'}"
         env = bench_env(db_url, playbooks, src, INCIDENT_EMBEDDED_WORKER="false", **extra_env)

@@ -6,7 +6,8 @@
 Starts the bench-peers uvicorn sink and `incident worker` (subprocess, SQLite, production
 defaults), attaches py-spy (from the bench-peers venv: `pip install py-spy`) to the idle
 worker, then queues N deliveries as bench/paging_throughput.py does (pages of a department
-of N people, or N "test" deliveries) and waits until all are recorded. py-spy's raw stacks
+of N people, or N "test" deliveries to N addresses, or with test1 to one address) and waits
+until all are recorded. py-spy's raw stacks
 are summarised: samples per thread, inclusive share of the functions that matter (claiming,
 the send path, recording: record_sent, delivery.record_attempts, paging.on_delivery_outcome,
 ORM flush and queries, SQLite), and the top self-time frames. The raw file is kept in
@@ -24,16 +25,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import REPO, RESULTS, git_commit, machine, source_tree, utc_stamp  # noqa: E402
-from _server import write_result  # noqa: E402
-from paging_common import Bench, Sink, WorkerProc, apply_roster, peers_python, roster_doc  # noqa: E402
-from paging_throughput import create_pages, create_tests, max_delivery_id, wait_done  # noqa: E402
+from _server import (
+    REPO,
+    RESULTS,
+    git_commit,
+    machine,
+    source_tree,
+    utc_stamp,
+    write_result,
+)
+from paging_common import Bench, Sink, WorkerProc, apply_roster, peers_python, roster_doc
+from paging_throughput import create_pages, create_tests, max_delivery_id, wait_done
 
 NAME = "paging_profile"
 
@@ -44,10 +52,13 @@ WATCH = [
     ("  Worker.record_finished", r"(^|\.)record_finished \(incident/worker\.py"),
     ("    handlers.record_sent", r"(^|\.)record_sent \(incident/handlers\.py"),
     ("      delivery.record_attempts", r"(^|\.)record_attempts \(incident/delivery\.py"),
-    ("      paging.on_delivery_outcome", r"(^|\.)on_delivery_outcome \(incident/paging\.py"),
+    ("      paging.on_delivery_outcome", r"(^|\.)on_delivery_outcome \(incident/paging[./]"),
     ("      Context.playbook_for", r"(^|\.)playbook_for \(incident/handlers\.py"),
     ("    session.get (in record_finished)", r"(^|\.)get \(sqlalchemy/orm/session\.py"),
-    ("    jobs.still_ours / complete_many", r"(^|\.)(still_ours|complete_many) \(incident/jobs\.py"),
+    (
+        "    jobs.still_ours / complete_many",
+        r"(^|\.)(still_ours|complete_many) \(incident/jobs\.py",
+    ),
     ("  jobs.claim", r"(^|\.)claim \(incident/jobs\.py"),
     ("  Worker._start_sends", r"(^|\.)_start_sends \(incident/worker\.py"),
     ("Worker.seconds_until_next", r"(^|\.)seconds_until_next \(incident/worker\.py"),
@@ -106,7 +117,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["pages", "test"], default="pages")
+    parser.add_argument("--kind", choices=["pages", "test", "test1"], default="pages")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -149,8 +160,22 @@ def main(argv: list[str] | None = None) -> int:
             apply_roster(db, roster_doc(args.n, sink.base, "prof", args.delay_ms))
         worker.start()
         assert worker.pid is not None
-        cmd = [pyspy, "record", "--pid", str(worker.pid), "-f", "raw", "-o", str(raw),
-               "-r", str(args.rate), "-F", "-t", "-d", str(int(args.timeout))]
+        cmd = [
+            pyspy,
+            "record",
+            "--pid",
+            str(worker.pid),
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "-r",
+            str(args.rate),
+            "-F",
+            "-t",
+            "-d",
+            str(int(args.timeout)),
+        ]
         if args.gil:
             cmd.append("--gil")
         spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -160,11 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.kind == "pages":
             create_pages(bench, db, sink, args.n, "prof", args.delay_ms)
         else:
-            create_tests(db, sink, args.n, "prof", args.delay_ms)
+            create_tests(db, sink, args.n, "prof", args.delay_ms, one_address=args.kind == "test1")
         created = time.time()
         done, seen = wait_done(poll, before, args.n, args.timeout)
-        print(f"created in {created - t0:.1f}s; all recorded {seen - created:.2f}s later"
-              f" (profiled, slowed by sampling); complete: {done}", flush=True)
+        print(
+            f"created in {created - t0:.1f}s; all recorded {seen - created:.2f}s later"
+            f" (profiled, slowed by sampling); complete: {done}",
+            flush=True,
+        )
         ok = done
     finally:
         if spy is not None and spy.poll() is None:
@@ -183,13 +211,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"py-spy wrote nothing: {err[-1000:]}", file=sys.stderr)
         return 1
     summary = summarise(raw)
-    result = {"benchmark": NAME, "at": stamp, "source": source, "kind": args.kind, "n": args.n,
-              "delay_ms": args.delay_ms, "rate": args.rate, "gil_only": args.gil,
-              "raw": str(raw.relative_to(REPO)), **summary, "machine": machine()}
+    result = {
+        "benchmark": NAME,
+        "at": stamp,
+        "source": source,
+        "kind": args.kind,
+        "n": args.n,
+        "delay_ms": args.delay_ms,
+        "rate": args.rate,
+        "gil_only": args.gil,
+        "raw": str(raw.relative_to(REPO)),
+        **summary,
+        "machine": machine(),
+    }
     path = write_result(f"{NAME}-{args.kind}-{args.delay_ms}ms", stamp, result)
-    print(f"\npy-spy on `incident worker` ({source}), {args.n} {args.kind} deliveries,"
-          f" receiver {args.delay_ms} ms, {summary['samples']} samples"
-          f"{' holding the GIL' if args.gil else ''}:")
+    print(
+        f"\npy-spy on `incident worker` ({source}), {args.n} {args.kind} deliveries,"
+        f" receiver {args.delay_ms} ms, {summary['samples']} samples"
+        f"{' holding the GIL' if args.gil else ''}:"
+    )
     print("  by thread:", summary["by_thread_pct"])
     print("  inclusive % of all samples:")
     for label, v in summary["inclusive_pct"].items():

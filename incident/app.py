@@ -22,7 +22,17 @@ from incident.errors import IncidentError
 from incident.handlers import Context
 from incident.playbook import RosterRefs
 from incident.settings import Settings
-from incident.web import api, console, drills_api, notices_api, paging_api, public, system
+from incident.web import (
+    api,
+    console,
+    drills_api,
+    metrics,
+    notices_api,
+    paging_api,
+    passengers_api,
+    public,
+    system,
+)
 from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
 from incident.web.state import AppState
 from incident.worker import Worker
@@ -94,10 +104,12 @@ def create_app(
     app = Starlette(
         routes=[
             *system.routes,
+            *metrics.routes,
             *api.routes,
             *paging_api.routes,
             *drills_api.routes,
             *notices_api.routes,
+            *passengers_api.routes,
             *public.routes,
             *console.routes,
         ],

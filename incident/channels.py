@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import apprise
+from apprise.plugins.custom_form import NotifyForm
 from apprise.plugins.custom_json import NotifyJSON
 from apprise.result import AppriseResultStatus
 from tenacity import (
@@ -162,6 +163,8 @@ class Sender:
         self._apprise_lock = threading.Lock()
         self._http: aiohttp.ClientSession | None = None
         self._limit: asyncio.Semaphore | None = None
+        # apprise loads its plugins on first use (~0.3 s): do it now, not on the event loop
+        apprise.Apprise.instantiate("json://localhost")
 
     # -- public --------------------------------------------------------------------------
     def submit(self, message: Message) -> Future[Outcome]:
@@ -241,7 +244,14 @@ class Sender:
         with self._apprise_lock:
             found = self._apprise.get(address)
             if found is None:
-                found = apprise.Apprise.instantiate(address)
+                # The plugin's own parser and constructor (about 70 us) rather than
+                # Apprise.instantiate (about 430 us): same options, same payload.
+                plugin = NotifyJSON if address.lower().startswith("json") else NotifyForm
+                try:
+                    parsed = plugin.parse_url(address)  # type: ignore[no-untyped-call]
+                    found = plugin(**parsed) if parsed else None
+                except TypeError:
+                    found = None
                 if found is None:
                     raise Permanent("not a valid apprise URL")
                 self._apprise[address] = found

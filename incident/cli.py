@@ -102,6 +102,33 @@ def worker(env: Env) -> None:
     w.stop()
 
 
+@cli.command()
+@pass_env
+def auditor(env: Env) -> None:
+    """Watch the workers from a separate process; alert when they stop or run late."""
+    import signal
+    import threading
+
+    from incident.auditor import Auditor
+    from incident.channels import Sender, SendPolicy
+
+    sender = Sender(SendPolicy())
+    watcher = Auditor(env.db, env.settings, SystemClock(), sender)
+    done = threading.Event()
+
+    def stop(*_: object) -> None:
+        watcher.stop()
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    thread = threading.Thread(target=watcher.run_forever, daemon=True)
+    thread.start()
+    done.wait()
+    thread.join(10)
+    sender.close()
+
+
 # -- database ------------------------------------------------------------------------------
 @cli.group()
 def db() -> None:
@@ -114,6 +141,28 @@ def db_upgrade(env: Env) -> None:
     """Migrate the database to the current schema."""
     migrate.upgrade(env.db.engine)
     click.echo(f"database at revision {migrate.current_revision(env.db.engine)}")
+
+
+@db.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@pass_env
+def db_backup(env: Env, target: Path) -> None:
+    """Back up the database (SQLite online backup; pg_dump for PostgreSQL)."""
+    from incident import backup
+
+    click.echo(backup.backup(env.settings.database_url, target))
+    click.echo(backup.KEYS_REMINDER)
+
+
+@db.command("restore")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@pass_env
+def db_restore(env: Env, source: Path) -> None:
+    """Replace the database with a backup (stop the service first)."""
+    from incident import backup
+
+    env.db.dispose()
+    click.echo(backup.restore(env.settings.database_url, source))
 
 
 # -- playbooks -----------------------------------------------------------------------------
@@ -528,6 +577,62 @@ def demo(env: Env) -> None:
     migrate.upgrade(env.db.engine)
     for line in seed(env.db, env.settings, SystemClock()):
         click.echo(line)
+
+
+# -- stranded passengers (#5) -------------------------------------------------------------
+@cli.group("passengers")
+def passengers_group() -> None:
+    """Passenger personal data: purge after retention, rotate the encryption key."""
+
+
+@passengers_group.command("purge")
+@click.option("--incident", "incident_ids", multiple=True, help="Purge this closed incident now.")
+@pass_env
+def passengers_purge(env: Env, incident_ids: tuple[str, ...]) -> None:
+    """Purge passenger personal data of incidents closed longer than the retention (or the
+    closed incidents named), keeping counts; fail manifest uploads abandoned mid-way."""
+    from incident.passengers import retention
+
+    clock = SystemClock()
+    keep = timedelta(days=env.settings.passenger_retention_days)
+    with env.db.reading() as session:
+        ids = list(incident_ids) or retention.incidents_to_purge(
+            session=session, now=clock.now(), retention=keep
+        )
+    rows = 0
+    for incident_id in ids:
+        done = False
+        while not done:  # one short transaction per round
+            with env.db.transaction() as session:
+                incident = response.get_incident(incident_id, session=session)
+                deleted, done = retention.purge_round(incident, session=session, now=clock.now())
+                rows += deleted
+    with env.db.transaction() as session:
+        stale = retention.fail_stale_uploads(session=session, now=clock.now())
+    click.echo(
+        f"purged {len(ids)} incident(s), {rows} manifest row(s); {stale} abandoned upload(s) failed"
+    )
+
+
+@passengers_group.command("rotate-keys")
+@pass_env
+def passengers_rotate_keys(env: Env) -> None:
+    """Re-encrypt every passenger record with the first key of INCIDENT_DATA_KEYS; the
+    others can then be removed from the setting."""
+    from incident.passengers import Vault, retention
+
+    vault = Vault.from_settings(env.settings)
+    for table in retention.ROTATED_TABLES:
+        after: int | str = 0 if table != "inquiries" else ""
+        count = 0
+        while True:  # one short transaction per batch
+            with env.db.transaction() as session:
+                done = retention.rotate_batch(table, after, session=session, vault=vault)
+            if done is None:
+                break
+            after, count = done[0], count + done[1]
+        click.echo(f"{table}: {count} re-encrypted")
+    click.echo("done: the old keys can be removed from INCIDENT_DATA_KEYS")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

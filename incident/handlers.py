@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incident import delivery, drills, notices, paging, response
+from incident import delivery, drills, notices, paging, passengers, response
 from incident.catalog import Catalog
 from incident.channels import Outcome, SendPolicy
 from incident.jobs import Claimed
-from incident.models import Delivery, InboxMessage, Incident, Page, PageRecipient
+from incident.models import Delivery, InboxMessage, Incident, Page
 from incident.playbook import Playbook
 from incident.security import AckLinks
 from incident.settings import Settings
@@ -132,17 +132,16 @@ def record_sent(
         now=now,
     )
     pages = [d for d in fresh if d.purpose == "page"]
-    if pages:
-        recipient_ids = [d.recipient_id for d in pages if d.recipient_id is not None]
-        session.scalars(select(PageRecipient).where(PageRecipient.id.in_(recipient_ids))).all()
+    paging.mark_delivered([d for d in pages if d.status == "delivered"], session=session)
     for sent in pages:
-        paging.on_delivery_outcome(
-            sent,
-            session=session,
-            now=now,
-            policy=ctx.policy,
-            playbook=ctx.playbook_for(sent.incident_id, session=session),
-        )
+        if sent.status != "delivered":  # failures move the page on, one by one
+            paging.on_delivery_outcome(
+                sent,
+                session=session,
+                now=now,
+                policy=ctx.policy,
+                playbook=ctx.playbook_for(sent.incident_id, session=session),
+            )
     return fresh
 
 
@@ -192,6 +191,43 @@ def corrective_action_due(job: Claimed, session: Session, now: datetime, ctx: Co
     drills.on_action_due(str(job.payload["action_id"]), session=session, now=now, policy=ctx.policy)
 
 
+# -- stranded passengers (#5) -----------------------------------------------------------------
+def prepare_broadcast(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    passengers.broadcasts.prepare(
+        str(job.payload["broadcast_id"]),
+        int(job.payload["after"]),
+        session=session,
+        now=now,
+        settings=ctx.settings,
+    )
+
+
+def discard_manifest(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    passengers.manifests.discard_rows(
+        str(job.payload["upload_id"]), int(job.payload["round"]), session=session, now=now
+    )
+
+
+def callback_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    passengers.inquiries.on_deadline(
+        str(job.payload["inquiry_id"]),
+        session=session,
+        now=now,
+        policy=ctx.policy,
+        vault=passengers.Vault.from_settings(ctx.settings),
+    )
+
+
+def purge_passengers(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    passengers.retention.run_purge_job(
+        str(job.payload["incident_id"]),
+        int(job.payload["round"]),
+        session=session,
+        now=now,
+        retention=timedelta(days=ctx.settings.passenger_retention_days),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "stage.fire": fire_stage,
     "incident.evaluate": evaluate_incident,
@@ -200,4 +236,8 @@ HANDLERS: dict[str, Handler] = {
     drills.START_JOB: start_scheduled_drill,
     drills.ACTION_DUE_JOB: corrective_action_due,
     notices.CHECK_DUE_JOB: check_notice_due,
+    passengers.PREPARE_JOB: prepare_broadcast,
+    passengers.DISCARD_JOB: discard_manifest,
+    passengers.CALLBACK_JOB: callback_due,
+    passengers.PURGE_JOB: purge_passengers,
 }

@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from incident.models import Job, UTCDateTime
 
 ENQUEUED_FLAG = "incident.jobs_enqueued"
+NOTIFY_CHANNEL = "incident_jobs"
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_workers(session: Session) -> None:
+    """On PostgreSQL, wake listening workers when this transaction commits new jobs
+    (NOTIFY is delivered at commit; polling remains the fallback)."""
+    if session.info.get(ENQUEUED_FLAG) and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 class LeaseLost(Exception):
@@ -105,30 +114,27 @@ def _due(now: datetime) -> Any:
 def claim(
     session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int = 50
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs (or jobs whose lease expired), oldest first."""
-    query = select(Job).where(_due(now)).order_by(Job.run_at, Job.id).limit(limit)
+    """Take up to ``limit`` due jobs (or jobs whose lease expired), oldest first, in one
+    ``UPDATE ... RETURNING`` (PostgreSQL: the ids are picked ``FOR UPDATE SKIP LOCKED``)."""
+    picked = select(Job.id).where(_due(now)).order_by(Job.run_at, Job.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    taken = list(session.scalars(query))
-    claimed = []
-    for job in taken:
-        job.status = "running"
-        job.lease_owner = owner
-        job.lease_until = now + lease
-        job.attempts += 1
-        claimed.append(
-            Claimed(
-                job.id,
-                job.kind,
-                job.key,
-                dict(job.payload),
-                job.incident_id,
-                job.run_at,
-                job.attempts,
-            )
+        picked = picked.with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(picked.scalar_subquery()))
+        .values(
+            status="running", lease_owner=owner, lease_until=now + lease, attempts=Job.attempts + 1
         )
-    session.flush()
-    return claimed
+        .returning(
+            Job.id, Job.kind, Job.key, Job.payload, Job.incident_id, Job.run_at, Job.attempts
+        ),
+        execution_options={"synchronize_session": False},
+    ).all()
+    claimed = [
+        Claimed(r.id, r.kind, r.key, dict(r.payload), r.incident_id, r.run_at, r.attempts)
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: (c.run_at, c.id))
 
 
 def _owned(session: Session, job_id: int, owner: str, **values: Any) -> None:

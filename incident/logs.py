@@ -12,8 +12,9 @@ from typing import Any
 
 import structlog
 
-# Phone-like digit runs: +86 138 1234 5678, 13812345678, 138-1234-5678, +8613812345678.
-_PHONE = re.compile(r"(?<![\w.])\+?\d(?:[\s-]?\d){6,14}(?![\w.])")
+# Phone-like digit runs: +86 138 1234 5678, 13812345678, 138-1234-5678, +8613812345678, and
+# URL-encoded in a query (%2B8613812345678: apprise logs the URLs it loads at DEBUG).
+_PHONE = re.compile(r"(?:(?<=%2[Bb])|(?<![\w.])\+?)\d(?:[\s-]?\d){6,14}(?![\w.])")
 _SECRET_KEYS = {"password", "token", "secret", "secret_key", "authorization", "cookie"}
 
 

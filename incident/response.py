@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import jobs, notices, paging, timeline
+from incident import jobs, notices, paging, passengers, timeline
 from incident.catalog import Catalog
 from incident.errors import Conflict, FieldError, NotFound, ValidationFailed
 from incident.logs import get_logger
@@ -327,6 +327,17 @@ def _perform(
                 now=now,
                 zone=policy.zone,
             )
+        if action.kind == "passenger_message":
+            passengers.broadcasts.from_action(
+                incident,
+                playbook,
+                action,
+                origin=origin,
+                stage_key=stage.key,
+                session=session,
+                now=now,
+                zone=policy.zone,
+            )
 
 
 def fire_stage(
@@ -493,6 +504,7 @@ def _set_status(
         _stand_down(incident, session=session, now=now)
     elif status == "closed":
         incident.closed_at = now
+        passengers.schedule_purge(incident, session=session, now=now)
 
 
 def _stand_down(incident: Incident, *, session: Session, now: datetime) -> None:

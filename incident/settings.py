@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -42,6 +43,12 @@ class Settings:
     embedded_worker: bool = True
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    worker_heartbeat_seconds: float = 5.0
+    worker_listen: bool = True
+    auditor_interval_seconds: float = 10.0
+    auditor_worker_stale_seconds: float = 30.0
+    auditor_late_seconds: float = 120.0
+    ops_alert_urls: Secret = field(default_factory=lambda: Secret(""))
     job_max_attempts: int = 10
     max_body_bytes: int = 262_144
     ack_link_minutes: int = 240
@@ -60,6 +67,14 @@ class Settings:
     notice_cache_seconds: float = 1.0
     demo_inbox: bool = True
     demo_roster: Path = Path("incident/demo/roster.yaml")
+    # Stranded passengers (#5)
+    data_keys: Secret = field(default_factory=lambda: Secret(""))
+    phone_region: str = "CN"
+    sms_gateway: Secret = field(default_factory=lambda: Secret(""))
+    drill_test_numbers: str = ""
+    callback_minutes: int = 30
+    passenger_retention_days: int = 30
+    manifest_max_bytes: int = 67_108_864
     console_session_hours: int = 12
 
     @property
@@ -112,6 +127,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{PREFIX}LOG_FORMAT: expected console or json")
     if any(c in settings.cap_sender for c in " ,<&"):
         raise ConfigError(f"{PREFIX}CAP_SENDER: no spaces, commas, < or & (CAP 1.2)")
+    for key in (k.strip() for k in settings.data_keys.split(",") if k.strip()):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise ConfigError(
+                f"{PREFIX}DATA_KEYS: each key must be a Fernet key (32 bytes, base64)"
+            )
+    if settings.sms_gateway and "{phone}" not in settings.sms_gateway:
+        raise ConfigError(
+            f"{PREFIX}SMS_GATEWAY: an apprise URL with {{phone}} where the number goes"
+        )
     return settings
 
 

@@ -16,6 +16,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
@@ -24,7 +25,7 @@ import structlog
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from incident import jobs
+from incident import jobs, operations, passengers
 from incident.channels import Message, Outcome, Sender
 from incident.clock import Clock
 from incident.db import Database
@@ -66,6 +67,10 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._in_flight: dict[int, Future[Outcome]] = {}
+        self._jobs_done = 0
+        self._started_at = clock.now()
+        self._last_beat = 0.0
+        self._listener: threading.Thread | None = None
         self._finished: queue.SimpleQueue[tuple[jobs.Claimed, Outcome]] = queue.SimpleQueue()
 
     # -- one round -------------------------------------------------------------------------
@@ -84,6 +89,7 @@ class Worker:
         for job in claimed:
             if job.kind != SEND_JOB:
                 self._run(job)
+        self._jobs_done += len(claimed) - len(sends) + recorded
         return len(claimed) + recorded
 
     def drain(self, max_rounds: int = 10_000) -> int:
@@ -149,6 +155,7 @@ class Worker:
                     Delivery.subject,
                     Delivery.body,
                     Delivery.idempotency_key,
+                    Delivery.purpose,
                 ).where(Delivery.id.in_(by_delivery))
             ).all()
         skip: list[jobs.Claimed] = []
@@ -159,7 +166,8 @@ class Worker:
             if row.status != "queued" or self.sender is None:
                 skip.append(job)  # already recorded, held back, or a simulation: send nothing
                 continue
-            message = Message(row.id, row.address, row.subject, row.body, row.idempotency_key)
+            address = self._address_for_sending(row.purpose, row.address)
+            message = Message(row.id, address, row.subject, row.body, row.idempotency_key)
             future = self.sender.submit(message)
             self._in_flight[job.id] = future
             future.add_done_callback(functools.partial(self._on_sent, job))
@@ -167,6 +175,13 @@ class Worker:
             with self.db.transaction() as session:
                 ours = jobs.still_ours(session, [j.id for j in skip], owner=self.owner)
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=self.clock.now())
+
+    def _address_for_sending(self, purpose: str, stored: str) -> str:
+        """Passenger broadcasts (#5) store their address sealed: open it just before sending,
+        in memory only (see incident.passengers.broadcasts)."""
+        if purpose != "broadcast":
+            return stored
+        return passengers.sending_address(stored, self.ctx.settings)
 
     def _on_sent(self, job: jobs.Claimed, future: Future[Outcome]) -> None:
         try:
@@ -187,16 +202,21 @@ class Worker:
                 break
         if not done:
             return 0
-        now = self.clock.now()
         try:
             with self.db.transaction() as session:
+                session.connection()  # take the write lock first: "now" is after any wait
+                now = self.clock.now()
                 ours = jobs.still_ours(session, [job.id for job, _ in done], owner=self.owner)
                 lost = [job.id for job, _ in done if job.id not in ours]
                 if lost:
                     log.warning("job_lease_lost", job_ids=lost)
-                record_sent(
-                    [o for job, o in done if job.id in ours], session=session, now=now, ctx=self.ctx
-                )
+                with session.no_autoflush:
+                    record_sent(
+                        [o for job, o in done if job.id in ours],
+                        session=session,
+                        now=now,
+                        ctx=self.ctx,
+                    )
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=now)
         except Exception as exc:  # leave the jobs to their lease: they run again elsewhere
             log.error("record_failed", error=str(exc), count=len(done))
@@ -214,10 +234,47 @@ class Worker:
             return poll
         return max(0.0, min(poll, (nxt - self.clock.now()).total_seconds()))
 
+    def heartbeat(self, *, stopped: bool = False) -> None:
+        """Record that this worker is alive (or, at the end, that it stopped)."""
+        with self.db.transaction() as session:
+            operations.beat(
+                self.owner,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=self._started_at,
+                jobs_done=self._jobs_done,
+                session=session,
+                now=self.clock.now(),
+                stopped=stopped,
+            )
+
+    def _maybe_beat(self) -> None:
+        if time.monotonic() - self._last_beat >= self.ctx.settings.worker_heartbeat_seconds:
+            self._last_beat = time.monotonic()
+            self.heartbeat()
+
+    def _listen(self) -> None:
+        """PostgreSQL: wake the loop on NOTIFY from any process that enqueued jobs."""
+        import psycopg
+
+        url = self.db.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {jobs.NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except Exception as exc:  # polling carries on; try again shortly
+                log.warning("listen_failed", error=str(exc))
+                self._stop.wait(2.0)
+
     def run_forever(self) -> None:
         log.info("worker_started", owner=self.owner)
         while not self._stop.is_set():
             try:
+                self._maybe_beat()
                 ran = self.run_due()
                 if ran and len(self._in_flight) < self.in_flight_limit:
                     continue
@@ -231,6 +288,11 @@ class Worker:
     def start(self) -> None:
         """Run the loop in a daemon thread; wake it whenever a job is enqueued here."""
         event.listen(Session, "after_commit", self._after_commit)
+        if self.db.engine.dialect.name == "postgresql" and self.ctx.settings.worker_listen:
+            self._listener = threading.Thread(
+                target=self._listen, name="incident-listen", daemon=True
+            )
+            self._listener.start()
         self._thread = threading.Thread(
             target=self.run_forever, name="incident-worker", daemon=True
         )
@@ -245,6 +307,12 @@ class Worker:
         self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            try:
+                self.heartbeat(stopped=True)
+            except Exception as exc:  # the database may be gone; stopping goes on
+                log.warning("final_heartbeat_failed", error=str(exc))
+        if self._listener is not None:
+            self._listener.join(timeout)
         if event.contains(Session, "after_commit", self._after_commit):
             event.remove(Session, "after_commit", self._after_commit)
         if self.sender is not None:

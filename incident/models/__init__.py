@@ -6,7 +6,17 @@ from incident.models.inbox import InboxMessage
 from incident.models.incidents import Incident, PlaybookVersion, Stage
 from incident.models.jobs import Job
 from incident.models.notices import Notice, NoticeFeedState, NoticeVersion
+from incident.models.operations import WorkerHeartbeat
 from incident.models.paging import AckToken, Delivery, DeliveryAttempt, Page, PageRecipient
+from incident.models.passengers import (
+    Broadcast,
+    BroadcastRecipient,
+    CareEntry,
+    Inquiry,
+    ManifestUpload,
+    Passenger,
+    PassengerGroup,
+)
 from incident.models.roster import ContactMethod, Department, Person, RotaOverride, RotaPattern
 from incident.models.security import ApiToken, IdempotencyRecord, User
 from incident.models.timeline import TimelineEvent
@@ -15,6 +25,9 @@ __all__ = [
     "AckToken",
     "ApiToken",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
+    "CareEntry",
     "ContactMethod",
     "CorrectiveAction",
     "Delivery",
@@ -25,12 +38,16 @@ __all__ = [
     "IdempotencyRecord",
     "InboxMessage",
     "Incident",
+    "Inquiry",
     "Job",
+    "ManifestUpload",
     "Notice",
     "NoticeFeedState",
     "NoticeVersion",
     "Page",
     "PageRecipient",
+    "Passenger",
+    "PassengerGroup",
     "Person",
     "PlaybookVersion",
     "RotaOverride",
@@ -39,5 +56,6 @@ __all__ = [
     "TimelineEvent",
     "UTCDateTime",
     "User",
+    "WorkerHeartbeat",
     "new_id",
 ]

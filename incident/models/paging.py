@@ -82,7 +82,7 @@ class Delivery(Base):
     address: Mapped[str] = mapped_column(String(2000))
     address_hash: Mapped[str] = mapped_column(String(64), index=True)  # flood limit, lookups
     urgent: Mapped[bool] = mapped_column(default=False)  # escalations: never held back
-    bundled_into: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    bundled_into: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
     channel: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)

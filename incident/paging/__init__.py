@@ -17,7 +17,12 @@ from incident.paging.acks import (
     pages_of,
     recipient_for_link,
 )
-from incident.paging.escalation import escalate, on_deadline, on_delivery_outcome
+from incident.paging.escalation import (
+    escalate,
+    mark_delivered,
+    on_deadline,
+    on_delivery_outcome,
+)
 from incident.paging.messages import DRILL_MARK, message_for
 from incident.paging.pages import alert_duty, open_page, page_for_action, send_bundle, test_contacts
 from incident.paging.policy import BUNDLE_JOB, DEADLINE_JOB, DUTY_LEVEL, PagingPolicy, chain_for
@@ -36,6 +41,7 @@ __all__ = [
     "decline",
     "escalate",
     "get_page",
+    "mark_delivered",
     "message_for",
     "on_deadline",
     "on_delivery_outcome",

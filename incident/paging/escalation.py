@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from incident import timeline
@@ -12,6 +12,36 @@ from incident.models import Delivery, Incident, Page, PageRecipient, Person
 from incident.paging.pages import deliver, page_level
 from incident.paging.policy import PagingPolicy
 from incident.playbook import Playbook
+
+
+def mark_delivered(delivered: list[Delivery], *, session: Session) -> None:
+    """Pages whose messages were delivered are ``sent``: set-based, for many at once
+    (a delivered bundle counts for every page it carried)."""
+    recipient_ids = [d.recipient_id for d in delivered if d.recipient_id is not None]
+    bundles = [d.id for d in delivered if d.recipient_id is None]
+    if bundles:
+        recipient_ids += [
+            r
+            for r in session.scalars(
+                select(Delivery.recipient_id).where(
+                    Delivery.bundled_into.in_(bundles), Delivery.recipient_id.is_not(None)
+                )
+            )
+            if r is not None
+        ]
+    if not recipient_ids:
+        return
+    session.execute(
+        update(PageRecipient)
+        .where(PageRecipient.id.in_(recipient_ids), PageRecipient.status == "pending")
+        .values(status="sent"),
+        execution_options={"synchronize_session": False},
+    )
+    page_ids = select(PageRecipient.page_id).where(PageRecipient.id.in_(recipient_ids))
+    session.execute(
+        update(Page).where(Page.id.in_(page_ids), Page.status == "pending").values(status="sent"),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def on_delivery_outcome(
@@ -22,17 +52,12 @@ def on_delivery_outcome(
     policy: PagingPolicy,
     playbook: Playbook | None,
 ) -> None:
-    """Move a page on after one of its deliveries was made or failed for good."""
+    """Move a page on after one of its deliveries failed for good: the recipient's next
+    contact method, or, when a whole level is unreachable, the next level."""
+    if sent.status == "delivered":
+        mark_delivered([sent], session=session)
+        return
     recipients = [sent.recipient_id] if sent.recipient_id is not None else []
-    if sent.status == "delivered" and sent.bundled_into is None:
-        bundled = list(
-            session.scalars(
-                select(Delivery.recipient_id).where(
-                    Delivery.bundled_into == sent.id, Delivery.recipient_id.is_not(None)
-                )
-            )
-        )
-        recipients += [r for r in bundled if r is not None]
     for recipient_id in recipients:
         recipient = session.get(PageRecipient, recipient_id)
         if recipient is None:
@@ -40,12 +65,6 @@ def on_delivery_outcome(
         page = recipient.page
         incident = session.get(Incident, page.incident_id)
         assert incident is not None
-        if sent.status == "delivered":
-            if recipient.status == "pending":
-                recipient.status = "sent"
-            if page.status == "pending":
-                page.status = "sent"
-            continue
         if recipient.status not in ("pending", "sent") or page.status == "acked":
             continue
         person = session.get(Person, recipient.person_id)

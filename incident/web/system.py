@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from incident import __version__, migrate
+from incident import __version__, migrate, operations
 from incident.web.state import state_of
 
 
@@ -22,14 +22,25 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Readiness: the database answers and its schema is current."""
-    db = state_of(request).db
+    state = state_of(request)
+    db = state.db
 
     def check() -> dict[str, Any]:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        current = migrate.is_current(db.engine)
+        workers = []
+        if current:
+            with db.reading() as session:
+                workers = [
+                    {"worker": w.owner, "host": w.host, "heartbeat_age_s": w.age_s}
+                    for w in operations.workers(session=session, now=state.clock.now())
+                    if not w.stopped
+                ]
         return {
             "database": "ok",
-            "migrations": "current" if migrate.is_current(db.engine) else "behind",
+            "migrations": "current" if current else "behind",
+            "workers": workers,
         }
 
     try:

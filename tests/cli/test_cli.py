@@ -195,3 +195,19 @@ def test_drills_run_and_schedule_from_the_command_line(env: dict[str, str]) -> N
     assert "upcoming\t" in listed and "past\t" in listed
     bad = run("drill", "schedule", "mass-delay", "--cron", "nope", "--severity", "IV", env=env)
     assert bad.returncode == 1 and "cron" in bad.stderr
+
+
+def test_the_service_refuses_to_start_on_an_invalid_playbook_and_says_which(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(
+        "id: broken\nversion: 1\ntitle: {zh: 坏, en: Broken}\nkind: mass_delay\n"
+        "stages:\n  - id: a\n    when: {every: soon}\n    actions: []\n"
+    )
+    assert run("db", "upgrade", env=env).returncode == 0
+    for command in (("serve", "--port", "1"), ("worker",)):
+        result = run(*command, env={**env, "INCIDENT_PLAYBOOKS_DIR": str(folder)})
+        assert result.returncode == 1, command
+        assert f"{folder / 'broken.yaml'}:7:" in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from incident.playbook import LEVEL_COLOURS, LEVEL_NAMES_ZH
 
 Pair = tuple[str, str]  # (zh, en)
@@ -91,6 +93,33 @@ TABLES: dict[str, dict[str, Pair]] = {
         "director": ("主任", "Director"),
         "on_duty_agent": ("当班坐席", "On-duty agent"),
     },
+    "action_status": {
+        "open": ("待处理", "Open"),
+        "in_progress": ("进行中", "In progress"),
+        "done": ("已完成", "Done"),
+    },
+    "rating": {
+        "P": ("P 顺利完成", "P — performed without challenges"),
+        "S": ("S 有些困难", "S — some challenges"),
+        "M": ("M 困难较大", "M — major challenges"),
+        "U": ("U 未能完成", "U — unable to be performed"),
+    },
+    "need": {
+        "water": ("饮用水", "Water"),
+        "food": ("食品", "Food"),
+        "medical": ("医疗", "Medical care"),
+        "accommodation": ("住宿", "Accommodation"),
+        "onward_transport": ("接驳运输", "Onward transport"),
+        "accessibility": ("无障碍协助", "Accessibility help"),
+    },
+    "vulnerable": {
+        "elderly": ("老人", "Elderly"),
+        "children": ("儿童", "Children"),
+        "reduced_mobility": ("行动不便", "Reduced mobility"),
+    },
+    "group": {"stranded": ("滞留中", "Stranded"), "cleared": ("已疏散", "Cleared")},
+    "callback": {"pending": ("待回访", "Call-back due"), "done": ("已回访", "Called back")},
+    "inquiry_kind": {"inquiry": ("咨询", "Inquiry"), "complaint": ("投诉", "Complaint")},
     "via": {
         "link": ("链接", "link"),
         "api": ("接口", "API"),
@@ -129,6 +158,19 @@ TABLES: dict[str, dict[str, Pair]] = {
         "notice:update_overdue": ("公告更新逾期", "Notice update overdue"),
         "passenger_message:requested": ("旅客消息", "Passenger message"),
         "task:requested": ("任务", "Task"),
+        "passengers:group_opened": ("登记滞留旅客", "Passenger group opened"),
+        "passengers:group_changed": ("更新旅客情况", "Passenger group changed"),
+        "passengers:care_recorded": ("旅客服务", "Care given"),
+        "passengers:manifest_uploaded": ("上传旅客名单", "Manifest uploaded"),
+        "passengers:exported": ("导出旅客名单", "Passengers exported"),
+        "passengers:purged": ("清除旅客数据", "Passenger data purged"),
+        "broadcast:started": ("旅客群发", "Broadcast started"),
+        "broadcast:prepared": ("群发已就绪", "Broadcast prepared"),
+        "broadcast:unsent": ("群发未发出", "Broadcast not sent"),
+        "broadcast:resent": ("群发重发", "Broadcast resent"),
+        "inquiry:recorded": ("旅客来电", "Inquiry recorded"),
+        "inquiry:callback_overdue": ("回访逾期", "Call-back overdue"),
+        "inquiry:callback_done": ("已回访", "Call-back done"),
         "drill:started": ("演练开始", "Drill started"),
         "drill:evaluated": ("演练评估", "Drill evaluated"),
         "corrective_action:created": ("整改措施", "Corrective action"),
@@ -153,3 +195,38 @@ def pick(pair: dict[str, str] | Pair | None, lang: str) -> str:
     if isinstance(pair, tuple):
         return pair[0] if lang == "zh" else pair[1]
     return pair.get(lang) or pair.get("zh") or next(iter(pair.values()), "")
+
+
+# The engine's field messages are English; the common ones, in Chinese for the forms.
+_MESSAGES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^\w+ is required(?: and cannot be removed)?$|^is required$"), "必填"),
+    (re.compile(r"^a title is required$"), "请填写标题"),
+    (re.compile(r"^at most (\d+) characters.*$"), "最多 {0} 个字符"),
+    (re.compile(r"^\w+ must be at least (.+), not .*$"), "不能小于 {0}"),
+    (re.compile(r"^\w+ must be at most (.+), not .*$"), "不能大于 {0}"),
+    (re.compile(r"^\w+ must be a whole number, not .*$"), "须为整数"),
+    (re.compile(r"^\w+ must be a number, not .*$"), "须为数字"),
+    (re.compile(r"^\w+ must be true or false, not .*$"), "须为“是”或“否”"),
+    (re.compile(r"^\w+ must be one of (.+), not .*$"), "须为以下之一：{0}"),
+    (
+        re.compile(r"^\w+ must be a date and time.*$|^a date and time, like.*$"),
+        "须为日期和时间，如 2026-11-22 10:30",
+    ),
+    (re.compile(r"^must be one of I, II, III, IV.*$"), "请选择 I–IV 级"),
+    (re.compile(r"^the Chinese text is required$"), "须填写中文"),
+    (re.compile(r"^the template rendered no headline$"), "模板没有生成标题"),
+    (re.compile(r"^must be a whole number, 0 or more$"), "须为不小于 0 的整数"),
+    (re.compile(r"^name a train, a station, or both$"), "请填写车次或车站"),
+    (re.compile(r"^a call-back needs a phone number$"), "回访需要电话号码"),
+]
+
+
+def message(text: str, lang: str) -> str:
+    """A field message in the reader's language (the English one when it has no Chinese)."""
+    if lang != "zh":
+        return text
+    for pattern, chinese in _MESSAGES:
+        found = pattern.match(text)
+        if found:
+            return chinese.format(*found.groups())
+    return text
