@@ -240,6 +240,8 @@ def playbooks_simulate(
 
     catalog = Catalog.from_paths(catalog_paths)
     planned = [Change.parse(c) for c in changes]
+    with env.db.reading() as session:
+        has_roster = bool(roster.known_ids(session=session)[0]) if _migrated(env) else False
     result = simulate(
         catalog,
         playbook_id,
@@ -249,9 +251,22 @@ def playbooks_simulate(
         horizon=timedelta(hours=hours),
         changes=planned,
         resolve_at=resolve_at,
+        roster_from=env.db if has_roster else None,
+        roster_doc=None if has_roster else roster.load_roster_file(Path(env.settings.demo_roster)),
+    )
+    click.echo(
+        f"# {playbook_id} at level {severity}: simulated, nothing sent; "
+        "nobody acknowledges, so pages climb their chains"
     )
     for line in result.lines():
         click.echo(line)
+
+
+def _migrated(env: Env) -> bool:
+    try:
+        return migrate.is_current(env.db.engine)
+    except SQLAlchemyError:
+        return False
 
 
 # -- roster --------------------------------------------------------------------------------

@@ -61,6 +61,13 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+def drop_simulated(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Simulations run the real engine on a throwaway database: their lines are not news."""
+    if event_dict.get("simulation"):
+        raise structlog.DropEvent
+    return event_dict
+
+
 def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     """Configure structlog and the standard library logging to share one pipeline."""
     shared: list[Any] = [
@@ -68,6 +75,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        drop_simulated,
         scrub_processor,
     ]
     renderer: Any = (

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
+from sqlalchemy import insert, select
 from sqlalchemy.pool import StaticPool
 
-from incident import jobs, response, timeline
+from incident import jobs, response, roster, timeline
 from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
@@ -117,12 +119,16 @@ def simulate(
     horizon: timedelta = timedelta(hours=4),
     changes: Sequence[Change] = (),
     resolve_at: str | timedelta | None = None,
+    roster_from: Database | None = None,
+    roster_doc: roster.RosterDoc | None = None,
 ) -> Simulation:
-    """Run the playbook from declaration to ``horizon`` and list what happened when."""
+    """Run the playbook from declaration to ``horizon`` and list what happened when.
+    The engine's own log lines are silenced: the throwaway incident is not a real one."""
     db = Database.from_url(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
     Base.metadata.create_all(db.engine)
+    _load_roster(db, roster_from, roster_doc)
     clock = FrozenClock(START)
     # No sender: deliveries are created as the engine would, and nothing is sent.
     ctx = Context.build(Settings(database_url="sqlite://"), catalog)
@@ -131,6 +137,8 @@ def simulate(
         at = parse_duration(resolve_at) if isinstance(resolve_at, str) else resolve_at
         pending.append(Change(at, "status", "resolved"))
         pending.sort(key=lambda c: c.at)
+    bound = structlog.contextvars.bound_contextvars(simulation=True)
+    bound.__enter__()
     try:
         with db.transaction() as session:
             incident_id = response.declare(
@@ -162,7 +170,25 @@ def simulate(
             steps = [Step(e.at - START, e.kind, e.data) for e in events if e.kind in SHOWN]
         return Simulation(playbook_id, steps)
     finally:
+        bound.__exit__(None, None, None)
         db.dispose()
+
+
+ROSTER_TABLES = ("departments", "people", "contact_methods", "rota_patterns", "rota_overrides")
+
+
+def _load_roster(db: Database, source: Database | None, doc: roster.RosterDoc | None) -> None:
+    """Who would be paged: the roster of a real database (copied), or a roster file."""
+    if source is not None:
+        with source.reading() as reading, db.transaction() as session:
+            for name in ROSTER_TABLES:
+                table = Base.metadata.tables[name]
+                rows = [dict(r) for r in reading.execute(select(table)).mappings()]
+                if rows:
+                    session.execute(insert(table), rows)
+    elif doc is not None:
+        with db.transaction() as session:
+            roster.apply_roster(doc, session=session)
 
 
 def _run_due(db: Database, ctx: Context, clock: FrozenClock) -> None:

@@ -58,7 +58,11 @@ async def readyz(request: Request) -> Response:
 def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.path == "/openapi.json":
+        if (
+            not isinstance(route, Route)
+            or not route.include_in_schema
+            or route.path == "/openapi.json"
+        ):
             continue
         doc = inspect.getdoc(route.endpoint) or ""
         for method in sorted((route.methods or set()) - {"HEAD"}):

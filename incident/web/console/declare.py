@@ -110,6 +110,7 @@ async def submit(request: Request, user: Principal) -> Response:
                 facts=facts,
                 now=state.clock.now(),
                 names=names,
+                roster_from=state.db,
             )
         )
         return _form(request, user, playbook, values=values, rows=rows)

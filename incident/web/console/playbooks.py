@@ -58,6 +58,7 @@ async def show(request: Request, user: Principal) -> Response:
                     facts=facts,
                     now=state.clock.now(),
                     names=names,
+                    roster_from=state.db,
                 )
             )
     return render(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from incident.catalog import Catalog
+from incident.db import Database
 from incident.playbook import Playbook, format_duration
 from incident.playbook.conditions import as_datetime
 from incident.simulation import START, simulate
@@ -66,6 +67,7 @@ def preview(
     facts: Mapping[str, Any],
     now: datetime,
     names: Names,
+    roster_from: Database | None = None,
 ) -> list[PreviewRow]:
     """What would happen in the first hours, in order (a stage repeating every N minutes is
     shown twice, then summarised)."""
@@ -76,7 +78,13 @@ def preview(
             # The simulation starts at its own fixed moment: keep times relative to now.
             shifted[name] = (START + (moment - now)).isoformat()
     simulation = simulate(
-        catalog, playbook.id, severity=severity, facts=shifted, title="Preview", horizon=HORIZON
+        catalog,
+        playbook.id,
+        severity=severity,
+        facts=shifted,
+        title="Preview",
+        horizon=HORIZON,
+        roster_from=roster_from,
     )
     rows: list[PreviewRow] = []
     fired: dict[str, int] = {}
