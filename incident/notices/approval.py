@@ -102,7 +102,10 @@ def _deliver(
     session: Session,
     now: datetime,
 ) -> int:
-    channels = policy.public_channels if notice.mode == "live" else (policy.drill_channel,)
+    if notice.mode == "live":
+        channels = policy.public_channels
+    else:  # a drill: its own drill-only channels (from its schedule or request), else the default
+        channels = tuple(notice.incident.drill_channels or ()) or (policy.drill_channel,)
     headline = Text.from_json(version.texts["zh"]).headline
     body = message_text(notice, version, policy)
     for n, address in enumerate(channels):

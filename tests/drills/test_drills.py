@@ -235,6 +235,7 @@ def test_a_full_drill_of_every_playbook_touches_no_public_surface_or_non_partici
                 "playbook": playbook_id,
                 "severity": "I",
                 "participants": ["coordination"],
+                "channels": [receiver.url("/ok/drill-only")],
                 "facts": facts_for(catalog, playbook_id, clock),
             },
         )
@@ -269,6 +270,9 @@ def test_a_full_drill_of_every_playbook_touches_no_public_surface_or_non_partici
         }
 
     assert surfaces() == {"page": 0, "atom": 0, "cap": 0, "gtfs": 0, "channels": 0}
+    drill_only = [r for r in receiver.received if r.path == "/ok/drill-only"]
+    assert drill_only, "the drills' notices went to their drill-only channel"
+    assert all("演练" in r.body["message"] or "EXERCISE" in r.body["message"] for r in drill_only)
     with seeded.reading() as session:
         coordination = set(
             session.scalars(select(Person.id).where(Person.department_id == "coordination"))
