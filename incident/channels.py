@@ -14,6 +14,8 @@ retried with tenacity, exponential backoff with jitter, bounded in attempts and 
 from __future__ import annotations
 
 import asyncio
+import functools
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -76,6 +78,17 @@ class Outcome:
         return bool(self.tries) and self.tries[-1].outcome == "delivered"
 
 
+def _outcome_of(task: asyncio.Task[Outcome], message: Message) -> Outcome:
+    if task.cancelled() or task.exception() is not None:
+        log.error(
+            "send_crashed",
+            delivery_id=message.delivery_id,
+            error=str(None if task.cancelled() else task.exception()),
+        )
+        return Outcome(message.delivery_id)
+    return task.result()
+
+
 class Transient(Exception):
     def __init__(
         self, message: str, status: int | None = None, retry_after: float | None = None
@@ -131,7 +144,16 @@ class _Wait:
         self._jitter = wait_random_exponential(
             multiplier=policy.backoff_seconds, max=policy.max_backoff_seconds
         )
+        self._first = min(policy.backoff_seconds, policy.max_backoff_seconds)
         self._cap = policy.max_backoff_seconds * 6
+
+    @property
+    def cap(self) -> float:
+        return self._cap
+
+    def first(self) -> float:
+        """The wait before the second attempt (tenacity's formula for attempt one)."""
+        return random.uniform(0, self._first)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -171,6 +193,20 @@ class Sender:
         """Start sending; the future resolves with every attempt's outcome."""
         return asyncio.run_coroutine_threadsafe(self.send(message), self._loop)
 
+    def submit_batch(self, messages: list[Message], done: Callable[[Outcome], None]) -> None:
+        """Start sending many with one hand-over to the sender's loop; ``done`` is called
+        (on the loop's thread) with each outcome as it finishes. It must be thread-safe."""
+
+        def finished(message: Message, task: asyncio.Task[Outcome]) -> None:
+            done(_outcome_of(task, message))
+
+        def start() -> None:
+            for message in messages:
+                task = self._loop.create_task(self.send(message))
+                task.add_done_callback(functools.partial(finished, message))
+
+        self._loop.call_soon_threadsafe(start)
+
     def send_now(self, message: Message, timeout: float | None = None) -> Outcome:
         return self.submit(message).result(timeout)
 
@@ -194,19 +230,39 @@ class Sender:
         outcome = Outcome(message.delivery_id)
         async with self._limit:
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.policy.attempts)
-                    | stop_after_delay(self.policy.total_seconds),
-                    wait=_Wait(self.policy),
-                    retry=retry_if_exception_type(Transient),
-                    sleep=self._sleep,
-                    reraise=True,
-                ):
-                    with attempt:
-                        await self._attempt(message, outcome)
-            except (Transient, Permanent):
+                # Most deliveries succeed at once: only a transient failure pays for tenacity.
+                await self._attempt(message, outcome)
+            except Transient as error:
+                await self._retry(message, outcome, error)
+            except Permanent:
                 pass  # recorded in outcome.tries
         return outcome
+
+    async def _retry(self, message: Message, outcome: Outcome, error: Transient) -> None:
+        """The attempts after a transient failure: backoff with jitter, Retry-After honoured,
+        bounded in attempts and in total time (counted from the first attempt)."""
+        if self.policy.attempts <= 1:
+            return
+        first = outcome.tries[0].started_at
+        spent = (datetime.now(UTC) - first).total_seconds()
+        wait = _Wait(self.policy)
+        retry_after = error.retry_after
+        try:
+            await self._sleep(
+                min(retry_after, wait.cap) if retry_after is not None else wait.first()
+            )
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.policy.attempts - 1)
+                | stop_after_delay(max(0.0, self.policy.total_seconds - spent)),
+                wait=wait,
+                retry=retry_if_exception_type(Transient),
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    await self._attempt(message, outcome)
+        except (Transient, Permanent):
+            pass  # recorded in outcome.tries
 
     async def _attempt(self, message: Message, outcome: Outcome) -> None:
         started = datetime.now(UTC)

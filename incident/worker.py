@@ -11,14 +11,12 @@ Tests drive it with :meth:`Worker.drain` and a frozen clock.
 
 from __future__ import annotations
 
-import functools
 import os
 import queue
 import socket
 import threading
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 
 import structlog
@@ -66,12 +64,12 @@ class Worker:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._in_flight: dict[int, Future[Outcome]] = {}
+        self._in_flight: dict[int, jobs.Claimed] = {}  # delivery id -> its send job
         self._jobs_done = 0
         self._started_at = clock.now()
         self._last_beat = 0.0
         self._listener: threading.Thread | None = None
-        self._finished: queue.SimpleQueue[tuple[jobs.Claimed, Outcome]] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
     # -- one round -------------------------------------------------------------------------
     def run_due(self, limit: int = 500) -> int:
@@ -99,7 +97,8 @@ class Worker:
             ran = self.run_due()
             total += ran
             if self._in_flight:
-                wait(list(self._in_flight.values()), timeout=60, return_when=FIRST_COMPLETED)
+                self.wake.wait(60)  # a send finished (set by _on_sent)
+                self.wake.clear()
                 continue
             if not ran and self._finished.empty():
                 break
@@ -161,16 +160,17 @@ class Worker:
         skip: list[jobs.Claimed] = []
         found = {row.id for row in rows}
         skip.extend(job for d, job in by_delivery.items() if d not in found)
+        messages = []
         for row in rows:
             job = by_delivery[row.id]
             if row.status != "queued" or self.sender is None:
                 skip.append(job)  # already recorded, held back, or a simulation: send nothing
                 continue
             address = self._address_for_sending(row.purpose, row.address)
-            message = Message(row.id, address, row.subject, row.body, row.idempotency_key)
-            future = self.sender.submit(message)
-            self._in_flight[job.id] = future
-            future.add_done_callback(functools.partial(self._on_sent, job))
+            messages.append(Message(row.id, address, row.subject, row.body, row.idempotency_key))
+            self._in_flight[row.id] = job
+        if messages and self.sender is not None:
+            self.sender.submit_batch(messages, self._on_sent)
         if skip:
             with self.db.transaction() as session:
                 ours = jobs.still_ours(session, [j.id for j in skip], owner=self.owner)
@@ -183,25 +183,22 @@ class Worker:
             return stored
         return passengers.sending_address(stored, self.ctx.settings)
 
-    def _on_sent(self, job: jobs.Claimed, future: Future[Outcome]) -> None:
-        try:
-            outcome = future.result()
-        except Exception as exc:  # the sender itself failed: record it as a failed attempt
-            log.error("send_crashed", job_id=job.id, error=str(exc))
-            outcome = Outcome(int(job.payload["delivery_id"]))
-        self._finished.put((job, outcome))
+    def _on_sent(self, outcome: Outcome) -> None:
+        """Called on the sender's loop as each send finishes: hand it to the worker thread."""
+        self._finished.put(outcome)
         self.wake.set()
 
     def record_finished(self) -> int:
         """Record the outcomes of finished sends, many per transaction."""
-        done: list[tuple[jobs.Claimed, Outcome]] = []
-        while len(done) < RECORD_BATCH:
+        outcomes: list[Outcome] = []
+        while len(outcomes) < RECORD_BATCH:
             try:
-                done.append(self._finished.get_nowait())
+                outcomes.append(self._finished.get_nowait())
             except queue.Empty:
                 break
-        if not done:
+        if not outcomes:
             return 0
+        done = [(self._in_flight[o.delivery_id], o) for o in outcomes]
         try:
             with self.db.transaction() as session:
                 session.connection()  # take the write lock first: "now" is after any wait
@@ -221,8 +218,8 @@ class Worker:
         except Exception as exc:  # leave the jobs to their lease: they run again elsewhere
             log.error("record_failed", error=str(exc), count=len(done))
         finally:
-            for job, _ in done:
-                self._in_flight.pop(job.id, None)
+            for outcome in outcomes:
+                self._in_flight.pop(outcome.delivery_id, None)
         return len(done)
 
     # -- the loop --------------------------------------------------------------------------
