@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from incident.errors import NotFound
@@ -52,22 +53,27 @@ class Catalog:
             return found
 
     def pin(self, playbook: Playbook, *, session: Session, now: datetime) -> PlaybookVersion:
-        """The stored version row for ``playbook``, created on first use."""
-        row = session.scalar(
-            select(PlaybookVersion).where(
-                PlaybookVersion.playbook_id == playbook.id,
-                PlaybookVersion.digest == playbook.digest,
-            )
+        """The stored version row for ``playbook``, created on first use. Several processes
+        starting at once may all try: the insert skips a row another one wrote first."""
+        where = (
+            PlaybookVersion.playbook_id == playbook.id,
+            PlaybookVersion.digest == playbook.digest,
         )
+        row = session.scalar(select(PlaybookVersion).where(*where))
         if row is None:
-            row = PlaybookVersion(
-                playbook_id=playbook.id,
-                version=playbook.version,
-                digest=playbook.digest,
-                source=playbook.source,
-                definition=playbook.to_summary(),
-                loaded_at=now,
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(
+                insert(PlaybookVersion)
+                .values(
+                    playbook_id=playbook.id,
+                    version=playbook.version,
+                    digest=playbook.digest,
+                    source=playbook.source,
+                    definition=playbook.to_summary(),
+                    loaded_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["playbook_id", "digest"])
             )
-            session.add(row)
-            session.flush()
+            row = session.scalars(select(PlaybookVersion).where(*where)).one()
         return row

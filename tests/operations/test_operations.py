@@ -108,8 +108,10 @@ def wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
 def test_two_workers_share_5000_jobs_each_once_none_lost(
     seeded: Database, database_url: str, tmp_path: Path
 ) -> None:
-    queue_inbox_messages(seeded, 5000)
     with workers(database_url, 2, tmp_path / "w.log"):
+        # both workers up (each has beaten once) before the jobs arrive
+        assert wait_until(lambda: count(seeded, WorkerHeartbeat) == 2, 60)
+        queue_inbox_messages(seeded, 5000)
         assert wait_until(lambda: count(seeded, InboxMessage) >= 5000, 120)
     assert count(seeded, InboxMessage) == 5000
     assert count(seeded, DeliveryAttempt) == 5000  # each sent exactly once
