@@ -14,7 +14,7 @@ from sqlalchemy import and_, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incident.models import Job, UTCDateTime
+from incident.models import Job
 
 ENQUEUED_FLAG = "incident.jobs_enqueued"
 NOTIFY_CHANNEL = "incident_jobs"
@@ -181,10 +181,6 @@ def fail(session: Session, job_id: int, *, owner: str, now: datetime, error: str
     )
 
 
-def extend(session: Session, job_id: int, *, owner: str, until: datetime) -> None:
-    _owned(session, job_id, owner, lease_until=until)
-
-
 def cancel_for_incident(
     session: Session, incident_id: str, *, kinds: tuple[str, ...], now: datetime
 ) -> int:
@@ -237,18 +233,4 @@ def next_run_at(session: Session) -> datetime | None:
     queued = session.scalar(select(func.min(Job.run_at)).where(Job.status == "queued"))
     leased = session.scalar(select(func.min(Job.lease_until)).where(Job.status == "running"))
     times = [t for t in (queued, leased) if t is not None]
-    if not times:
-        return None
-    # Aggregates bypass the column type on SQLite: normalise to aware UTC.
-    conv = UTCDateTime().process_result_value
-    dialect = session.get_bind().dialect
-    out = [
-        conv(t if isinstance(t, datetime) else datetime.fromisoformat(str(t)), dialect)
-        for t in times
-    ]
-    return min(t for t in out if t is not None)
-
-
-def counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-    return {status: int(n) for status, n in rows}
+    return min(times) if times else None

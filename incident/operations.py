@@ -103,10 +103,6 @@ def queue_depth(*, session: Session, now: datetime) -> dict[str, tuple[int, floa
     ).all()
     out = {}
     for kind, count, oldest in rows:
-        if isinstance(oldest, str):
-            oldest = datetime.fromisoformat(oldest)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=now.tzinfo)
         out[kind] = (int(count), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     return out
 

@@ -35,7 +35,6 @@ _NEXT_STATUS = {
     "closed": set(),
 }
 _ACTION_EVENTS = {
-    "page": Kind.PAGE_REQUESTED,
     "notice": Kind.NOTICE_REQUESTED,
     "passenger_message": Kind.PASSENGER_MESSAGE_REQUESTED,
     "task": Kind.TASK_REQUESTED,

@@ -94,14 +94,12 @@ def measure(incident_id: str, *, session: Session, catalog: Catalog) -> Metrics:
         mode=incident.mode,
         declared_at=declared,
         first_page_delivered=Measure(
-            _seconds(_aware(first_delivered, declared), declared), _target(targets, "first_page")
+            _seconds(first_delivered, declared), _target(targets, "first_page")
         ),
         first_ack=Measure(
             _seconds(min(acks), declared) if acks else None, _target(targets, "first_ack")
         ),
-        first_notice=Measure(
-            _seconds(_aware(first_notice, declared), declared), _target(targets, "first_notice")
-        ),
+        first_notice=Measure(_seconds(first_notice, declared), _target(targets, "first_notice")),
     )
     by_level: dict[int, list[float]] = {}
     for page in pages:
@@ -164,15 +162,3 @@ def measure(incident_id: str, *, session: Session, catalog: Catalog) -> Metrics:
             }
         )
     return metrics
-
-
-def _aware(moment: Any, like: datetime) -> datetime | None:
-    """Aggregates skip the column type on SQLite: make them aware datetimes again."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if isinstance(moment, datetime) and moment.tzinfo is None:
-        return moment.replace(tzinfo=like.tzinfo)
-    assert isinstance(moment, datetime)
-    return moment

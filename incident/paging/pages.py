@@ -318,10 +318,6 @@ def _window_end(
     )
     if oldest is None:
         return now
-    if isinstance(oldest, str):
-        oldest = datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=now.tzinfo)
     return max(now, oldest + policy.flood_window)
 
 
