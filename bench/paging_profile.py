@@ -1,13 +1,14 @@
 """Where the worker's time goes while it sends and records N durable deliveries (py-spy).
 
     .venv/bin/python bench/paging_profile.py --peers-python $VENV/bin/python \
-        [--kind pages|test] [--n 3000] [--delay-ms 0] [--rate 250] [--gil] [--keep]
+        [--kind pages|test|test1|broadcast] [--n 3000] [--delay-ms 0] [--rate 250] [--gil] [--keep]
 
 Starts the bench-peers uvicorn sink and `incident worker` (subprocess, SQLite, production
 defaults), attaches py-spy (from the bench-peers venv: `pip install py-spy`) to the idle
 worker, then queues N deliveries as bench/paging_throughput.py does (pages of a department
-of N people, or N "test" deliveries to N addresses, or with test1 to one address) and waits
-until all are recorded. py-spy's raw stacks
+of N people, or N "test" deliveries to N addresses, or with test1 to one address), or starts
+a broadcast to N passengers as bench/passengers_broadcast.py does, and waits until all are
+recorded. py-spy's raw stacks
 are summarised: samples per thread, inclusive share of the functions that matter (claiming,
 the send path, recording: record_sent, delivery.record_attempts, paging.on_delivery_outcome,
 ORM flush and queries, SQLite), and the top self-time frames. The raw file is kept in
@@ -61,6 +62,10 @@ WATCH = [
     ),
     ("  jobs.claim", r"(^|\.)claim \(incident/jobs\.py"),
     ("  Worker._start_sends", r"(^|\.)_start_sends \(incident/worker\.py"),
+    ("    Worker._address_for_sending", r"(^|\.)_address_for_sending \(incident/worker\.py"),
+    ("broadcasts.prepare", r"(^|\.)prepare \(incident/passengers/broadcasts\.py"),
+    ("  delivery.create_many", r"(^|\.)create_many \(incident/delivery\.py"),
+    ("Fernet (any)", r"\(cryptography/"),
     ("Worker.seconds_until_next", r"(^|\.)seconds_until_next \(incident/worker\.py"),
     ("ORM flush (any)", r"(^|\.)flush \(sqlalchemy/orm/session\.py"),
     ("ORM autoflush (any)", r"(^|\.)_autoflush \(sqlalchemy/orm/session\.py"),
@@ -117,7 +122,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["pages", "test", "test1"], default="pages")
+    parser.add_argument("--kind", choices=["pages", "test", "test1", "broadcast"], default="pages")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -144,18 +149,30 @@ def main(argv: list[str] | None = None) -> int:
     from incident.logs import configure_logging
 
     configure_logging("console", "WARNING")
-    bench = Bench.prepare(tmp, src)
     sink = Sink(python, tmp / "sink.log")
-    db = bench.database()
-    poll = create_engine(bench.db_url)
-    worker = WorkerProc(tmp, bench.env, tmp / "worker.log")
+    rig: Any = None
+    if args.kind == "broadcast":
+        from cryptography.fernet import Fernet
+        from passengers_broadcast import Rig, gateway
+
+        (tmp / "rig").mkdir()
+        rig = Rig(tmp / "rig", src, Fernet.generate_key().decode())
+        db, db_url, env = rig.db, rig.db_url, rig.env
+    else:
+        bench = Bench.prepare(tmp, src)
+        db, db_url, env = bench.database(), bench.db_url, bench.env
+    poll = create_engine(db_url)
+    worker = WorkerProc(tmp, env, tmp / "worker.log")
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"{NAME}-{stamp}-{args.kind}-{args.delay_ms}ms.raw.txt"
     spy: subprocess.Popen[bytes] | None = None
     ok = False
     try:
         sink.start()
-        apply_roster(db, roster_doc(1, sink.base, "init", 0))
+        if rig is not None:
+            worker.env["INCIDENT_SMS_GATEWAY"] = gateway(sink, args.delay_ms)
+        else:
+            apply_roster(db, roster_doc(1, sink.base, "init", 0))
         if args.kind == "pages":  # the roster must be in place before the worker loads
             apply_roster(db, roster_doc(args.n, sink.base, "prof", args.delay_ms))
         worker.start()
@@ -182,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)  # attached; the worker is idle (polling once a second)
         before = max_delivery_id(poll)
         t0 = time.time()
-        if args.kind == "pages":
+        if args.kind == "broadcast":
+            rig.start_broadcast(rig.group_with_passengers(args.n, 1), "profile")
+        elif args.kind == "pages":
             create_pages(bench, db, sink, args.n, "prof", args.delay_ms)
         else:
             create_tests(db, sink, args.n, "prof", args.delay_ms, one_address=args.kind == "test1")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import apprise
@@ -50,11 +51,31 @@ DEMO_SCHEMES = {"inbox"}
 
 @dataclass(frozen=True)
 class Message:
+    """One message to one address. With ``values``, the address is a template whose
+    ``{name}`` placeholders stand for them (a broadcast's SMS gateway with ``{phone}``): the
+    template is parsed once however many numbers it is sent to."""
+
     delivery_id: int
     address: str
     subject: str
     body: str
     idempotency_key: str
+    values: dict[str, str] | None = None
+
+    def resolved_address(self) -> str:
+        """The address with its placeholders filled (URL-quoted)."""
+        return _fill(self.address, self.values, quoted=True)
+
+
+def _fill(text: str, values: dict[str, str] | None, *, quoted: bool = False) -> str:
+    """``text`` with each ``{name}`` (and its URL-quoted form) replaced by its value."""
+    if not values or ("{" not in text and "%7" not in text.lower()):
+        return text
+    for name, value in values.items():
+        put = quote(value, safe="") if quoted else value
+        for mark in ("{" + name + "}", f"%7B{name}%7D", f"%7b{name}%7d"):
+            text = text.replace(mark, put)
+    return text
 
 
 @dataclass(frozen=True)
@@ -318,19 +339,25 @@ class Sender:
             return found
 
     async def _webhook(self, message: Message) -> Exception | None:
+        values = message.values
         plugin = self._parsed(message.address)
+        if values and any(
+            "{" in str(part or "") for part in (plugin.host, plugin.user, plugin.password)
+        ):  # a placeholder where no field is filled per message: parse the filled address
+            plugin, values = self._parsed(message.resolved_address()), None
         if self._http is None:
             connector = aiohttp.TCPConnector(limit=self.policy.in_flight, limit_per_host=0)
             self._http = aiohttp.ClientSession(connector=connector, trust_env=False)
         url = f"{'https' if plugin.secure else 'http'}://{plugin.host}"
         if isinstance(plugin.port, int):
             url += f":{plugin.port}"
-        url += plugin.fullpath
+        url += _fill(plugin.fullpath, values, quoted=True)
         headers = {
             "User-Agent": plugin.app_id,
-            **plugin.headers,
+            **{k: _fill(v, values) for k, v in plugin.headers.items()},
             "Idempotency-Key": message.idempotency_key,
         }
+        params = {k: _fill(v, values) for k, v in plugin.params.items()}
         payload: dict[str, Any] = {
             "version": "1.0",
             "title": message.subject,
@@ -345,7 +372,8 @@ class Sender:
                 "attachments": [],
                 "type": "info",
             }
-        for key, value in plugin.payload_extras.items():
+        for key, template in plugin.payload_extras.items():
+            value = _fill(template, values) if isinstance(template, str) else template
             if key in payload:
                 if value:
                     payload[value] = payload.pop(key)
@@ -356,7 +384,15 @@ class Sender:
         auth = aiohttp.BasicAuth(plugin.user, plugin.password or "") if plugin.user else None
         method = str(getattr(plugin, "method", "POST")).upper()
         timeout = aiohttp.ClientTimeout(total=self.policy.attempt_timeout)
-        kwargs: dict[str, Any] = {"headers": headers, "auth": auth, "timeout": timeout}
+        kwargs: dict[str, Any] = {
+            "headers": headers,
+            "params": params,
+            "auth": auth,
+            "timeout": timeout,
+            "allow_redirects": bool(getattr(plugin, "redirects", True)),
+        }
+        if plugin.secure and not getattr(plugin, "verify_certificate", True):
+            kwargs["ssl"] = False
         if isinstance(plugin, NotifyJSON):
             kwargs["json"] = payload
         else:
@@ -368,7 +404,7 @@ class Sender:
             return _classify_status(response.status, after)
 
     def _via_apprise(self, message: Message) -> Exception | None:
-        address = message.address
+        address = message.resolved_address()
         sep = "&" if "?" in address else "?"
         key = message.idempotency_key
         address = f"{address}{sep}+Idempotency-Key={key}&+Message-ID=<{key}@incident>"

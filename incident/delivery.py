@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from incident import jobs
@@ -130,6 +131,49 @@ def create_many(specs: list[Spec], *, session: Session, now: datetime) -> list[D
         ],
     )
     return made
+
+
+def insert_many(specs: list[Spec], *, session: Session, now: datetime) -> list[int]:
+    """Like :func:`create_many`, without ORM objects (a broadcast makes thousands): one
+    multi-row ``INSERT .. RETURNING`` for the deliveries, one for their send jobs; returns
+    the new ids in the order of ``specs``."""
+    if not specs:
+        return []
+    table = cast(Table, Delivery.__table__)
+    ids = list(
+        session.connection().scalars(  # Core, not the ORM's bulk path: a third of the cost
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "idempotency_key": spec.idempotency_key,
+                    "purpose": spec.purpose,
+                    "incident_id": spec.incident_id,
+                    "person_id": spec.person_id,
+                    "recipient_id": spec.recipient_id,
+                    "contact_position": spec.contact_position,
+                    "address": spec.address,
+                    "address_hash": address_hash(spec.address),
+                    "channel": channel_of(spec.address),
+                    "subject": spec.subject[:300],
+                    "body": spec.body,
+                    "status": spec.status,
+                    "attempts": 0,
+                    "urgent": spec.urgent,
+                    "created_at": now,
+                }
+                for spec in specs
+            ],
+        )
+    )
+    jobs.enqueue_many(
+        session,
+        [
+            jobs.NewJob(SEND_JOB, {"delivery_id": i}, f"delivery:{i}", now, spec.incident_id)
+            for i, spec in zip(ids, specs, strict=True)
+            if spec.status == "queued"
+        ],
+    )
+    return ids
 
 
 @dataclass(frozen=True)

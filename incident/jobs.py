@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, event, func, or_, select, text, update
+from sqlalchemy import Table, and_, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -100,7 +100,10 @@ def enqueue_many(session: Session, new: list[NewJob]) -> None:
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(Job).on_conflict_do_nothing(index_elements=["key"]), rows)
+    # Core on the table, not the ORM's bulk path (a broadcast enqueues thousands at once)
+    session.connection().execute(
+        insert(cast(Table, Job.__table__)).on_conflict_do_nothing(index_elements=["key"]), rows
+    )
     session.info[ENQUEUED_FLAG] = True
 
 

@@ -166,8 +166,10 @@ class Worker:
             if row.status != "queued" or self.sender is None:
                 skip.append(job)  # already recorded, held back, or a simulation: send nothing
                 continue
-            address = self._address_for_sending(row.purpose, row.address)
-            messages.append(Message(row.id, address, row.subject, row.body, row.idempotency_key))
+            address, values = self._address_for_sending(row.purpose, row.address)
+            messages.append(
+                Message(row.id, address, row.subject, row.body, row.idempotency_key, values)
+            )
             self._in_flight[row.id] = job
         if messages and self.sender is not None:
             self.sender.submit_batch(messages, self._on_sent)
@@ -176,12 +178,12 @@ class Worker:
                 ours = jobs.still_ours(session, [j.id for j in skip], owner=self.owner)
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=self.clock.now())
 
-    def _address_for_sending(self, purpose: str, stored: str) -> str:
+    def _address_for_sending(self, purpose: str, stored: str) -> tuple[str, dict[str, str] | None]:
         """Passenger broadcasts (#5) store their address sealed: open it just before sending,
         in memory only (see incident.passengers.broadcasts)."""
         if purpose != "broadcast":
-            return stored
-        return passengers.sending_address(stored, self.ctx.settings)
+            return stored, None
+        return passengers.sending_target(stored, self.ctx.settings)
 
     def _on_sent(self, outcome: Outcome) -> None:
         """Called on the sender's loop as each send finishes: hand it to the worker thread."""

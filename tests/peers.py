@@ -23,6 +23,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    query: str = ""
 
 
 @dataclass
@@ -67,7 +68,9 @@ class HttpReceiver:
                     body = {"raw": raw.decode(errors="replace")}
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
-                    receiver.received.append(Received(path, headers, body, time.monotonic()))
+                    receiver.received.append(
+                        Received(path, headers, body, time.monotonic(), self.path.partition("?")[2])
+                    )
                     key = headers.get("idempotency-key", "")
                     receiver._seen[key] = receiver._seen.get(key, 0) + 1
                     seen = receiver._seen[key]

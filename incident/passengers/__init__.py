@@ -5,7 +5,7 @@ send; personal data is sealed with :class:`~incident.passengers.privacy.Vault`.
 """
 
 from incident.passengers import broadcasts, groups, inquiries, manifests, retention, summary
-from incident.passengers.broadcasts import PREPARE_JOB, sending_address
+from incident.passengers.broadcasts import PREPARE_JOB, sending_address, sending_target
 from incident.passengers.events import PassengerEvent
 from incident.passengers.inquiries import CALLBACK_JOB
 from incident.passengers.manifests import DISCARD_JOB
@@ -29,5 +29,6 @@ __all__ = [
     "retention",
     "schedule_purge",
     "sending_address",
+    "sending_target",
     "summary",
 ]

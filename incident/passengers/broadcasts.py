@@ -249,16 +249,26 @@ def seal_address(vault: Vault, phone: str, gateway: str) -> str:
     return SEALED_SCHEME + vault.seal({"p": phone, "u": gateway})
 
 
-def sending_address(stored: str, settings: Settings) -> str:
-    """The apprise URL a sealed broadcast address stands for (the worker's hook)."""
+def sending_target(stored: str, settings: Settings) -> tuple[str, dict[str, str] | None]:
+    """What a sealed broadcast address stands for (the worker's hook): the gateway's URL
+    template and the number for its ``{phone}``, so the template is parsed once per
+    broadcast rather than once per number."""
     if not stored.startswith(SEALED_SCHEME):
-        return stored
+        return stored, None
     try:
         fields = Vault.from_settings(settings).open(stored[len(SEALED_SCHEME) :])
-        return str(fields["u"]).replace("{phone}", quote(str(fields["p"]), safe=""))
+        return str(fields["u"]), {"phone": str(fields["p"])}
     except (InvalidToken, KeyError, ValueError, ConfigError):
         log.error("broadcast_address_unreadable")
-        return UNOPENABLE
+        return UNOPENABLE, None
+
+
+def sending_address(stored: str, settings: Settings) -> str:
+    """The apprise URL a sealed broadcast address stands for, number filled in."""
+    template, values = sending_target(stored, settings)
+    if not values:
+        return template
+    return template.replace("{phone}", quote(values["phone"], safe=""))
 
 
 def phone_of(stored: str, vault: Vault) -> str | None:
@@ -424,7 +434,7 @@ def _make(
         kept.append((passenger_id, group_id, phone_hash, language))
     if not specs:
         return 0
-    made = delivery.create_many(specs, session=session, now=now)
+    made = delivery.insert_many(specs, session=session, now=now)
     session.execute(
         insert(BroadcastRecipient),
         [
@@ -434,10 +444,12 @@ def _make(
                 "group_id": group_id,
                 "phone_hash": phone_hash,
                 "language": language,
-                "delivery_id": d.id,
+                "delivery_id": delivery_id,
                 "sends": 1,
             }
-            for (passenger_id, group_id, phone_hash, language), d in zip(kept, made, strict=True)
+            for (passenger_id, group_id, phone_hash, language), delivery_id in zip(
+                kept, made, strict=True
+            )
         ],
     )
     broadcast.total += len(made)
@@ -524,9 +536,9 @@ def resend_failed(
         )
         for _, d in failed
     ]
-    made = delivery.create_many(specs, session=session, now=now)
-    for (recipient, _), new in zip(failed, made, strict=True):
-        recipient.delivery_id = new.id
+    made = delivery.insert_many(specs, session=session, now=now)
+    for (recipient, _), delivery_id in zip(failed, made, strict=True):
+        recipient.delivery_id = delivery_id
         recipient.sends += 1
     timeline.append(
         incident,
