@@ -7,12 +7,13 @@ calls :func:`record_outcome` to store what happened.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from incident import jobs
@@ -187,18 +188,46 @@ class Attempt:
     error: str | None = None
 
 
-def record_attempts(
-    outcomes: list[tuple[Delivery, list[Attempt]]], *, session: Session, now: datetime
-) -> None:
-    """Store the attempts of many deliveries and their final status, in one batch."""
-    rows: list[dict[str, object]] = []
-    for sent, attempts in outcomes:
+@dataclass(frozen=True)
+class Recorded:
+    """A delivery whose outcome was just stored."""
+
+    id: int
+    status: str  # delivered | failed
+    purpose: str
+    channel: str
+
+
+def record_outcomes(
+    outcomes: Mapping[int, list[Attempt]], *, session: Session, now: datetime
+) -> list[Recorded]:
+    """Store the attempts and final status of many deliveries, set-based (Core statements,
+    no ORM objects: a broadcast records thousands). A delivery already delivered or failed
+    was recorded by an earlier run of its job and is left as it is."""
+    if not outcomes:
+        return []
+    table = cast(Table, Delivery.__table__)
+    conn = session.connection()
+    found = conn.execute(
+        select(table.c.id, table.c.status, table.c.attempts, table.c.purpose, table.c.channel)
+        .where(table.c.id.in_(list(outcomes)))
+        .order_by(table.c.id)
+    ).all()
+    attempt_rows: list[dict[str, object]] = []
+    delivered: list[dict[str, object]] = []
+    failed: list[dict[str, object]] = []
+    recorded: list[Recorded] = []
+    for row in found:
+        if row.status in ("delivered", "failed"):
+            continue
+        number = row.attempts
+        attempts = outcomes[row.id]
         for attempt in attempts:
-            sent.attempts += 1
-            rows.append(
+            number += 1
+            attempt_rows.append(
                 {
-                    "delivery_id": sent.id,
-                    "number": sent.attempts,
+                    "delivery_id": row.id,
+                    "number": number,
                     "started_at": attempt.started_at,
                     "duration_ms": attempt.duration_ms,
                     "outcome": attempt.outcome,
@@ -208,10 +237,32 @@ def record_attempts(
             )
         last = attempts[-1] if attempts else None
         if last is not None and last.outcome == "delivered":
-            sent.status = "delivered"
+            delivered.append({"b_id": row.id, "b_attempts": number})
+            recorded.append(Recorded(row.id, "delivered", row.purpose, row.channel))
         else:
-            sent.status = "failed"
-            sent.last_error = last.error if last else "no attempt made"
-        sent.finished_at = now
-    if rows:
-        session.execute(insert(DeliveryAttempt), rows)
+            error = (last.error if last else None) or "no attempt made"
+            failed.append({"b_id": row.id, "b_attempts": number, "b_error": error})
+            recorded.append(Recorded(row.id, "failed", row.purpose, row.channel))
+    if attempt_rows:
+        conn.execute(insert(cast(Table, DeliveryAttempt.__table__)), attempt_rows)
+    where = table.c.id == bindparam("b_id")
+    if delivered:
+        conn.execute(
+            update(table)
+            .where(where)
+            .values(status="delivered", attempts=bindparam("b_attempts"), finished_at=now),
+            delivered,
+        )
+    if failed:
+        conn.execute(
+            update(table)
+            .where(where)
+            .values(
+                status="failed",
+                attempts=bindparam("b_attempts"),
+                last_error=bindparam("b_error"),
+                finished_at=now,
+            ),
+            failed,
+        )
+    return recorded

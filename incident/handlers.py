@@ -106,32 +106,37 @@ def send_bundle(job: Claimed, session: Session, now: datetime, ctx: Context) -> 
 
 def record_sent(
     outcomes: list[Outcome], *, session: Session, now: datetime, ctx: Context
-) -> list[Delivery]:
+) -> list[delivery.Recorded]:
     """Store what sending did for many deliveries at once, and move their pages on."""
-    by_id = {o.delivery_id: o for o in outcomes}
-    found = session.scalars(select(Delivery).where(Delivery.id.in_(by_id))).all()
-    # A delivery already delivered or failed was recorded by an earlier run of its job.
-    fresh = [d for d in found if d.status not in ("delivered", "failed")]
-    delivery.record_attempts(
-        [
-            (
-                d,
-                [
-                    delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
-                    for t in by_id[d.id].tries
-                ],
-            )
-            for d in fresh
-        ],
+    recorded = delivery.record_outcomes(
+        {
+            o.delivery_id: [
+                delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
+                for t in o.tries
+            ]
+            for o in outcomes
+        },
         session=session,
         now=now,
+    )
+    # Only pages and the demo inbox need more than the status: load just those, as stored now.
+    wanted = [r.id for r in recorded if r.purpose == "page" or r.channel == "inbox"]
+    loaded = (
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(wanted))
+            .order_by(Delivery.id)
+            .execution_options(populate_existing=True)
+        ).all()
+        if wanted
+        else []
     )
     file_in_inbox(
-        [d for d in fresh if d.status == "delivered" and d.channel == "inbox"],
+        [d for d in loaded if d.status == "delivered" and d.channel == "inbox"],
         session=session,
         now=now,
     )
-    pages = [d for d in fresh if d.purpose == "page"]
+    pages = [d for d in loaded if d.purpose == "page"]
     paging.mark_delivered([d for d in pages if d.status == "delivered"], session=session)
     for sent in pages:
         if sent.status != "delivered":  # failures move the page on, one by one
@@ -142,7 +147,7 @@ def record_sent(
                 policy=ctx.policy,
                 playbook=ctx.playbook_for(sent.incident_id, session=session),
             )
-    return fresh
+    return recorded
 
 
 def file_in_inbox(made: list[Delivery], *, session: Session, now: datetime) -> None:
