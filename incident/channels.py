@@ -205,6 +205,7 @@ class Sender:
         self._apprise: OrderedDict[str, Any] = OrderedDict()
         self._apprise_lock = threading.Lock()
         self._http: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=self.policy.attempt_timeout)
         self._limit: asyncio.Semaphore | None = None
         # apprise loads its plugins on first use (~0.3 s): do it now, not on the event loop
         apprise.Apprise.instantiate("json://localhost")
@@ -357,7 +358,7 @@ class Sender:
             **{k: _fill(v, values) for k, v in plugin.headers.items()},
             "Idempotency-Key": message.idempotency_key,
         }
-        params = {k: _fill(v, values) for k, v in plugin.params.items()}
+        params = {k: _fill(v, values) for k, v in plugin.params.items()} or None
         payload: dict[str, Any] = {
             "version": "1.0",
             "title": message.subject,
@@ -383,12 +384,11 @@ class Sender:
                 payload[key] = value
         auth = aiohttp.BasicAuth(plugin.user, plugin.password or "") if plugin.user else None
         method = str(getattr(plugin, "method", "POST")).upper()
-        timeout = aiohttp.ClientTimeout(total=self.policy.attempt_timeout)
         kwargs: dict[str, Any] = {
             "headers": headers,
             "params": params,
             "auth": auth,
-            "timeout": timeout,
+            "timeout": self._timeout,
             "allow_redirects": bool(getattr(plugin, "redirects", True)),
         }
         if plugin.secure and not getattr(plugin, "verify_certificate", True):

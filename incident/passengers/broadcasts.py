@@ -288,16 +288,19 @@ def prepare(
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None or broadcast.status != "preparing":
         return 0
-    incident = session.get(Incident, broadcast.incident_id)
-    assert incident is not None
     gateway = str(settings.sms_gateway)
     if not gateway:
         _unsent(
-            broadcast, incident, "no SMS gateway (INCIDENT_SMS_GATEWAY)", session=session, now=now
+            broadcast,
+            _incident_of(broadcast, session),
+            "no SMS gateway (INCIDENT_SMS_GATEWAY)",
+            session=session,
+            now=now,
         )
         return 0
     vault = Vault.from_settings(settings)
     if broadcast.mode == "drill":
+        incident = _incident_of(broadcast, session)
         made = _prepare_drill(
             broadcast, incident, gateway, vault, session=session, now=now, settings=settings
         )
@@ -363,8 +366,16 @@ def prepare(
     if len(rows) == PREPARE_CHUNK:
         _enqueue_prepare(broadcast, rows[-1].id, session=session, now=now)
     else:
-        _prepared(broadcast, incident, session=session, now=now)
+        _prepared(broadcast, _incident_of(broadcast, session), session=session, now=now)
     return made
+
+
+def _incident_of(broadcast: Broadcast, session: Session) -> Incident:
+    """The broadcast's incident, loaded only when the timeline needs it (loading one brings
+    its playbook version and stages: too much for every chunk)."""
+    incident = session.get(Incident, broadcast.incident_id)
+    assert incident is not None
+    return incident
 
 
 def _prepare_drill(
