@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,6 +26,7 @@ from incident.playbook import RosterRefs
 from incident.settings import Settings
 from incident.web import (
     api,
+    command_api,
     console,
     drills_api,
     metrics,
@@ -33,7 +36,13 @@ from incident.web import (
     public,
     system,
 )
-from incident.web.problems import http_error_handler, incident_error_handler, server_error_handler
+from incident.web.problems import (
+    database_error_handler,
+    http_error_handler,
+    incident_error_handler,
+    server_error_handler,
+)
+from incident.web.ratelimit import RateLimit
 from incident.web.state import AppState
 from incident.worker import Worker
 
@@ -110,16 +119,21 @@ def create_app(
             *drills_api.routes,
             *notices_api.routes,
             *passengers_api.routes,
+            *command_api.routes,
             *public.routes,
             *console.routes,
         ],
         exception_handlers={
             IncidentError: incident_error_handler,
             HTTPException: http_error_handler,
+            DBAPIError: database_error_handler,  # 503 + Retry-After while it is away
+            PoolTimeout: database_error_handler,
             Exception: server_error_handler,
         },
         lifespan=lifespan,
     )
+    # Added first, so it runs inside the session: it counts console users by their session.
+    app.add_middleware(RateLimit, settings=settings, clock=clock)
     # The console's login: a signed cookie (SameSite=Lax, HttpOnly); the API uses bearer tokens.
     app.add_middleware(
         SessionMiddleware,

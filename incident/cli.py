@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from incident import migrate, response, roster, security, timeline
 from incident.clock import SystemClock
-from incident.db import Database
+from incident.db import Database, wait_until_reachable
 from incident.errors import FileError, IncidentError, ValidationFailed
 from incident.logs import configure_logging
 from incident.models import Incident
@@ -72,6 +72,7 @@ def serve(env: Env, host: str, port: int, no_worker: bool) -> None:
 
     from incident.app import create_app
 
+    wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
     app = create_app(env.settings, db=env.db, run_worker=False if no_worker else None)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
 
@@ -87,6 +88,7 @@ def worker(env: Env) -> None:
     from incident.handlers import Context
     from incident.worker import Worker
 
+    wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
     catalog = load_catalog(env.settings, env.db)
     clock = SystemClock()
     pin_catalog(catalog, env.db, clock)
@@ -112,6 +114,7 @@ def auditor(env: Env) -> None:
     from incident.auditor import Auditor
     from incident.channels import Sender, SendPolicy
 
+    wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
     sender = Sender(SendPolicy())
     watcher = Auditor(env.db, env.settings, SystemClock(), sender)
     done = threading.Event()
@@ -442,6 +445,7 @@ def declare(
             facts=parse_facts(facts),
             mode="drill" if drill else "live",
             actor="cli",
+            zone=env.settings.zone,
         )
         incident_id = incident.id
     click.echo(incident_id)
@@ -648,6 +652,128 @@ def passengers_rotate_keys(env: Env) -> None:
             after, count = done[0], count + done[1]
         click.echo(f"{table}: {count} re-encrypted")
     click.echo("done: the old keys can be removed from INCIDENT_DATA_KEYS")
+
+
+# -- command: handover and call tree (#10) -------------------------------------------------
+def _handover_lines(listing: dict[str, Any], zone: Any) -> list[str]:
+    def at(value: object) -> str:
+        if not isinstance(value, str):
+            return "-"
+        return datetime.fromisoformat(value).astimezone(zone).strftime("%m-%d %H:%M")
+
+    counts = listing["counts"]
+    lines = [
+        f"handover as of {at(listing['as_of'])}: {counts['incidents']} open incident(s), "
+        f"{counts['pending_acks']} page(s) awaiting acknowledgement, {counts['notices_due']} "
+        f"notice(s) due, {counts['callbacks_overdue']} overdue call-back(s), "
+        f"{counts['tasks_open']} open task(s), {counts['reports_due']} report(s) to submit"
+    ]
+    for item in listing["incidents"]:
+        drill = " DRILL" if item["mode"] == "drill" else ""
+        lines.append(f"[{item['severity']}]{drill} {item['id']} {item['title']} ({item['status']})")
+        for p in item["pending_acks"]:
+            lines.append(
+                f"  page {p['id']} {p['target']} {p['status']} due {at(p['ack_deadline'])}"
+            )
+        for n in item["notices_due"]:
+            state = "draft awaiting approval" if n["draft_awaiting_approval"] else "update"
+            late = " OVERDUE" if n["overdue"] else ""
+            lines.append(f"  notice {n['id']} {state} due {at(n['next_update_due'])}{late}")
+        for c in item["callbacks_overdue"]:
+            lines.append(f"  call-back {c['id']} ({c['kind']}) was due {at(c['callback_due'])}")
+        for t in item["tasks_open"]:
+            owner = t["owner"]["person"] or t["owner"]["department"]
+            late = " OVERDUE" if t["overdue"] else ""
+            lines.append(
+                f"  task {t['id']} {owner}: {t['title'].get('zh', '')} / "
+                f"{t['title'].get('en', '')} ({t['status']}) due {at(t['due_at'])}{late}"
+            )
+        for r in item["reports_due"]:
+            lines.append(
+                f"  report {r['id']} no. {r['number']} ({r['kind']}) due {at(r['due_at'])}"
+            )
+    return lines
+
+
+@cli.command()
+@click.option("--ack", is_flag=True, help="Acknowledge the handover as the incoming manager.")
+@click.option("--by", "incoming", default=None, help="The incoming duty manager (with --ack).")
+@click.option("--from", "outgoing", default=None, help="The outgoing duty manager (with --ack).")
+@click.option("--note", default=None, help="A note recorded with the handover (with --ack).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_env
+def handover(
+    env: Env,
+    ack: bool,
+    incoming: str | None,
+    outgoing: str | None,
+    note: str | None,
+    as_json: bool,
+) -> None:
+    """List what the outgoing duty manager hands over; --ack --by NAME records the incoming
+    duty manager taking it over."""
+    from incident.command import handover as handovers
+
+    if not ack and (incoming or outgoing or note):
+        raise click.UsageError("--by, --from and --note go with --ack")
+    if ack and not incoming:
+        raise click.UsageError("--ack needs --by NAME (the incoming duty manager)")
+    now = SystemClock().now()
+    if ack:
+        assert incoming is not None
+        body = {k: v for k, v in (("outgoing", outgoing), ("note", note)) if v is not None}
+        with env.db.transaction() as session:
+            made = handovers.handover_json(
+                handovers.acknowledge(body, session=session, now=now, incoming=incoming)
+            )
+        if as_json:
+            click.echo(json.dumps(made, ensure_ascii=False, indent=2))
+        else:
+            click.echo(
+                f"handover {made['id']} acknowledged by {incoming} "
+                f"({made['open_items']} open item(s) taken over)"
+            )
+        return
+    with env.db.reading() as session:
+        listing = handovers.handover_list(session=session, now=now)
+    if as_json:
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    for line in _handover_lines(listing, env.settings.zone):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("playbook_id")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@pass_env
+def calltree(env: Env, playbook_id: str, fmt: str) -> None:
+    """Print the call tree of a playbook's roster (who calls whom, with numbers) for when chat
+    and phones are down."""
+    from incident.app import load_catalog
+    from incident.command import calltree as trees
+
+    catalog = load_catalog(env.settings, env.db)
+    playbook = catalog.get(playbook_id)
+    with env.db.reading() as session:
+        tree = trees.call_tree(
+            playbook,
+            session=session,
+            now=SystemClock().now(),
+            zone=env.settings.zone,
+            full=True,
+        )
+    if fmt == "md":
+        click.echo(trees.markdown(tree, env.settings.zone), nl=False)
+        return
+    from markupsafe import Markup
+
+    from incident.web.command_api import PRINT_CSS, pages
+
+    css = Markup(PRINT_CSS.read_text(encoding="utf-8"))  # a file printed away from the server
+    click.echo(
+        pages.get_template("calltree.html").render(tree=tree, zone=env.settings.zone, css=css)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

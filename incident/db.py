@@ -1,25 +1,35 @@
-"""Engines, sessions and transactions. SQLite gets WAL, foreign keys and a busy timeout."""
+"""Engines, sessions and transactions. SQLite gets WAL, foreign keys and a busy timeout;
+PostgreSQL a lock timeout of the same length, so a locked database is an error (503) in
+bounded time rather than a request that hangs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_MS = 10_000
+from incident.logs import get_logger
+
+log = get_logger(__name__)
+
+SQLITE_BUSY_MS = 10_000  # also PostgreSQL's lock_timeout
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = SQLITE_BUSY_MS) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -31,20 +41,34 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; SQLite files get their folder and pragmas."""
+def make_engine(url: str, *, lock_wait_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``; SQLite files get their folder and pragmas.
+
+    ``lock_wait_ms`` bounds how long a statement waits for a lock (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``) before it fails with an OperationalError.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=lock_wait_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("options", f"-c lock_timeout={int(lock_wait_ms)}")
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Locked, busy, unreachable, restarting or out of connections: worth retrying soon."""
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -78,3 +102,33 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def wait_until_reachable(
+    db: Database,
+    *,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> int:
+    """At start-up, wait until the database answers (it may still be starting, or
+    restarting): retry every 0.5 s, doubling to 5 s, for up to ``timeout`` seconds, then
+    raise the last error. Returns how many tries failed. Without this, a process started
+    before its database exits at once and a restart policy turns that into a crash loop."""
+    deadline = monotonic() + timeout
+    failures = 0
+    while True:
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            if not database_unavailable(exc) or monotonic() >= deadline:
+                raise
+            failures += 1
+            cause = getattr(exc, "orig", None) or exc
+            log.warning("database_waiting", error_type=type(cause).__name__, failed_tries=failures)
+            sleep(min(0.5 * 2 ** min(failures - 1, 4), 5.0, max(0.0, deadline - monotonic())))
+            continue
+        if failures:
+            log.info("database_reachable", failed_tries=failures)
+        return failures

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incident import delivery, drills, notices, paging, passengers, response
+from incident import command, delivery, drills, notices, paging, passengers, response
 from incident.catalog import Catalog
 from incident.channels import Outcome, SendPolicy
 from incident.jobs import Claimed
@@ -233,6 +233,17 @@ def purge_passengers(job: Claimed, session: Session, now: datetime, ctx: Context
     )
 
 
+# -- command (#10) -----------------------------------------------------------------------------
+def task_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    command.tasks.on_due(str(job.payload["task_id"]), session=session, now=now, policy=ctx.policy)
+
+
+def authority_report_due(job: Claimed, session: Session, now: datetime, ctx: Context) -> None:
+    command.reports.on_due(
+        str(job.payload["report_id"]), session=session, now=now, policy=ctx.policy
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "stage.fire": fire_stage,
     "incident.evaluate": evaluate_incident,
@@ -245,4 +256,6 @@ HANDLERS: dict[str, Handler] = {
     passengers.DISCARD_JOB: discard_manifest,
     passengers.CALLBACK_JOB: callback_due,
     passengers.PURGE_JOB: purge_passengers,
+    command.TASK_DUE_JOB: task_due,
+    command.REPORT_DUE_JOB: authority_report_due,
 }

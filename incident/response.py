@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import jobs, notices, paging, passengers, timeline
+from incident import command, jobs, notices, paging, passengers, timeline
 from incident.catalog import Catalog
 from incident.errors import Conflict, FieldError, NotFound, ValidationFailed
 from incident.logs import get_logger
 from incident.models import Incident, Stage, new_id
 from incident.playbook import LEVELS, Action, Playbook, StageSpec, format_duration
+from incident.settings import Settings
 from incident.timeline import Kind
 
 log = get_logger(__name__)
@@ -27,7 +29,7 @@ log = get_logger(__name__)
 MODES = ("live", "drill")
 STATUSES = ("active", "contained", "resolved", "closed")
 TITLE_MAX = 200
-PENDING_JOB_KINDS = ("stage.fire", "incident.evaluate", paging.DEADLINE_JOB)
+PENDING_JOB_KINDS = ("stage.fire", "incident.evaluate", paging.DEADLINE_JOB, command.TASK_DUE_JOB)
 _NEXT_STATUS = {
     "active": {"contained", "resolved"},
     "contained": {"resolved"},
@@ -38,7 +40,9 @@ _ACTION_EVENTS = {
     "notice": Kind.NOTICE_REQUESTED,
     "passenger_message": Kind.PASSENGER_MESSAGE_REQUESTED,
     "task": Kind.TASK_REQUESTED,
+    "authority_report": command.CommandEvent.REPORT_REQUESTED,
 }
+DEFAULT_ZONE = ZoneInfo(Settings.timezone)
 
 
 def _fire_key(stage: Stage, occurrence: int | str) -> str:
@@ -119,8 +123,10 @@ def declare(
     participants: list[str] | None = None,
     drill_schedule_id: str | None = None,
     drill_channels: list[str] | None = None,
+    zone: ZoneInfo = DEFAULT_ZONE,
 ) -> Incident:
-    """Declare an incident from a playbook: stages scheduled, first jobs queued.
+    """Declare an incident from a playbook: command roles filled from the rota (read in
+    ``zone``), stages scheduled, first jobs queued.
 
     The declaration's fields arrive unchecked (from JSON or the command line) and are
     validated here, every wrong field reported at once."""
@@ -179,6 +185,7 @@ def declare(
         at=now,
         actor=actor,
     )
+    command.roles.fill(incident, playbook, session=session, now=now, zone=zone)
     for stage, spec in zip(incident.stages, playbook.stages, strict=True):
         trigger = spec.when
         if trigger.kind == "declared":
@@ -305,8 +312,19 @@ def _perform(
                 policy=policy,
             )
             continue
-        # Notices, passenger messages and tasks arrive with their own issues; until then
-        # each is recorded on the timeline, once per stage occurrence.
+        if action.kind == "task":
+            command.tasks.from_action(
+                incident,
+                playbook,
+                action,
+                origin=origin,
+                stage_key=stage.key,
+                record={"stage": stage.key, **_action_record(action)},
+                session=session,
+                now=now,
+            )
+            continue
+        # Each other action is recorded on the timeline, once per stage occurrence.
         timeline.append(
             incident,
             _ACTION_EVENTS[action.kind],
@@ -325,6 +343,10 @@ def _perform(
                 session=session,
                 now=now,
                 zone=policy.zone,
+            )
+        if action.kind == "authority_report":
+            command.reports.from_action(
+                incident, playbook, action, origin=origin, session=session, now=now
             )
         if action.kind == "passenger_message":
             passengers.broadcasts.from_action(
@@ -456,6 +478,7 @@ def change(
     ):
         raise Conflict(f"an incident that is {incident.status} cannot become {status}")
 
+    before = (incident.severity, incident.facts)
     if severity is not None and severity != incident.severity:
         timeline.append(
             incident,
@@ -476,6 +499,10 @@ def change(
             actor=actor,
         )
         incident.facts = merged
+    if (severity is not None and severity != before[0]) or (
+        merged is not None and merged != before[1]
+    ):
+        command.reports.facts_changed(incident, playbook, session=session, now=now)
     if status is not None and status != incident.status:
         _set_status(incident, status, session=session, now=now, actor=actor)
     else:

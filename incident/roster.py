@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from incident.logs import mask_text
 from incident.models import ContactMethod, Department, Person, RotaOverride, RotaPattern
 from incident.roster_file import (
     BUILTIN_ROLES,
@@ -38,6 +40,7 @@ __all__ = [
     "ids_in_doc",
     "known_ids",
     "load_roster_file",
+    "mask_contact",
     "on_duty",
     "parse_roster_text",
     "people_with_role",
@@ -48,6 +51,16 @@ __all__ = [
 
 # Roles whose holders take turns: a level naming one means the holders on duty at that moment.
 ROTATING_ROLES = frozenset({"duty_director", "on_duty_agent"})
+
+
+def mask_contact(url: str) -> str:
+    """A contact address for someone who may not see personal data: scheme and a hint."""
+    parts = urlsplit(url)
+    rest = url[len(parts.scheme) + 3 :] if parts.scheme and "://" in url else url
+    masked = mask_text(rest)
+    if masked == rest:
+        masked = rest[:1] + "***" + (rest[-2:] if len(rest) > 4 else "")
+    return f"{parts.scheme}://{masked}" if parts.scheme else masked
 
 
 def apply_roster(doc: RosterDoc, *, session: Session) -> dict[str, int]:

@@ -43,6 +43,7 @@ class Settings:
     embedded_worker: bool = True
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    database_wait_seconds: float = 60.0
     worker_heartbeat_seconds: float = 5.0
     worker_listen: bool = True
     auditor_interval_seconds: float = 10.0
@@ -76,6 +77,11 @@ class Settings:
     passenger_retention_days: int = 30
     manifest_max_bytes: int = 67_108_864
     console_session_hours: int = 12
+    # Request budgets per minute (#9); 0 turns one off, rate_limit_per_minute=0 all of them
+    rate_limit_per_minute: int = 300
+    rate_limit_login_per_minute: int = 10
+    rate_limit_ack_per_minute: int = 30
+    rate_limit_public_per_minute: int = 1200
 
     @property
     def zone(self) -> ZoneInfo:

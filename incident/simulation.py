@@ -37,6 +37,7 @@ SHOWN = {
     "notice:requested",
     "passenger_message:requested",
     "task:requested",
+    "authority_report:requested",
 }
 
 

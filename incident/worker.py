@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from incident import jobs, operations, passengers
 from incident.channels import Message, Outcome, Sender
 from incident.clock import Clock
-from incident.db import Database
+from incident.db import Database, database_unavailable
 from incident.delivery import SEND_JOB
 from incident.handlers import HANDLERS, Context, Handler, record_sent
 from incident.logs import get_logger
@@ -34,6 +34,14 @@ from incident.models import Delivery, new_id
 
 log = get_logger(__name__)
 RECORD_BATCH = 200
+OUTAGE_BACKOFF_SECONDS = 5.0
+
+
+def outage_backoff(failures: int, poll_seconds: float) -> float:
+    """Seconds to wait after ``failures`` failed rounds in a row: doubling from the poll
+    interval, at most OUTAGE_BACKOFF_SECONDS, so the worker is back soon after the database."""
+    doubled = poll_seconds * 2.0 ** min(failures - 1, 16)
+    return min(doubled, max(poll_seconds, OUTAGE_BACKOFF_SECONDS))
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -210,18 +218,19 @@ class Worker:
                 if lost:
                     log.warning("job_lease_lost", job_ids=lost)
                 with session.no_autoflush:
-                    record_sent(
-                        [o for job, o in done if job.id in ours],
-                        session=session,
-                        now=now,
-                        ctx=self.ctx,
-                    )
+                    # Outcomes of jobs whose lease ran out are recorded too (a delivery is
+                    # recorded once; whoever holds the job now sees it sent and sends nothing).
+                    record_sent(outcomes, session=session, now=now, ctx=self.ctx)
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=now)
-        except Exception as exc:  # leave the jobs to their lease: they run again elsewhere
-            log.error("record_failed", error=str(exc), count=len(done))
-        finally:
-            for outcome in outcomes:
-                self._in_flight.pop(outcome.delivery_id, None)
+        except Exception as exc:
+            if database_unavailable(exc):  # keep them: recorded once the database is back
+                for outcome in outcomes:
+                    self._finished.put(outcome)
+                raise
+            cause = getattr(exc, "orig", None) or exc
+            log.error("record_failed", error_type=type(cause).__name__, count=len(done))
+        for outcome in outcomes:  # recorded, or left to their lease after a failure
+            self._in_flight.pop(outcome.delivery_id, None)
         return len(done)
 
     # -- the loop --------------------------------------------------------------------------
@@ -271,17 +280,29 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker_started", owner=self.owner)
+        failures = 0  # rounds failed in a row: the database is away (locked, down, restarting)
         while not self._stop.is_set():
             try:
                 self._maybe_beat()
                 ran = self.run_due()
+                if failures:
+                    log.warning("worker_resumed", failed_rounds=failures)
+                    failures = 0
                 if ran and len(self._in_flight) < self.in_flight_limit:
                     continue
                 self.wake.wait(self.seconds_until_next())
                 self.wake.clear()
-            except Exception as exc:  # database away: log, wait, carry on
-                log.error("worker_round_failed", error=str(exc))
-                self._stop.wait(self.ctx.settings.worker_poll_seconds)
+            except Exception as exc:  # log the 1st, 2nd, 4th, 8th ... failure; back off, carry on
+                failures += 1
+                if failures & (failures - 1) == 0:
+                    cause = getattr(exc, "orig", None) or exc  # not the SQL and its parameters
+                    log.error(
+                        "worker_round_failed",
+                        error_type=type(cause).__name__,
+                        error=(str(cause).splitlines() or [""])[0][:300],
+                        failed_rounds=failures,
+                    )
+                self._stop.wait(outage_backoff(failures, self.ctx.settings.worker_poll_seconds))
         log.info("worker_stopped", owner=self.owner)
 
     def start(self) -> None:

@@ -3,13 +3,17 @@ INCIDENT_TEST_DATABASE_URL names one), a frozen clock, the shipped playbooks and
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -22,15 +26,104 @@ from incident.channels import Sender
 from incident.clock import FrozenClock
 from incident.db import Database
 from incident.handlers import Context
+from incident.logs import configure_logging
 from incident.migrate import upgrade
 from incident.playbook import RosterRefs
 from incident.settings import Settings
 from incident.worker import Worker
+from tests import canaries
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
 DEMO_ROSTER = ROOT / "incident" / "demo" / "roster.yaml"
 PG_URL = os.environ.get("INCIDENT_TEST_DATABASE_URL", "")
+ARTIFACTS = Path(os.environ.get("INCIDENT_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+
+
+# -- personal-data canaries (tests/canaries.py) ----------------------------------------------
+CANARIES = canaries.Collector()
+_LOG_PATH = pytest.StashKey[Path]()
+_QUIET = ("httpcore", "hpack", "asyncio", "multipart", "PIL", "markdown_it", "filelock")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every logger at DEBUG through the production pipeline (masking included) into one
+    session log that is scanned line by line; every HTTP response a test reads is teed to the
+    canary check."""
+    folder = ARTIFACTS / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in sorted(folder.glob("pytest-*.log"))[:-10]:  # keep the last sessions' logs
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    path = folder / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    configure_logging("json", "DEBUG")
+    root = logging.getLogger()
+    production = root.handlers[0]
+    handler = canaries.CanaryHandler(path, CANARIES)
+    handler.setFormatter(production.formatter)
+    for log_filter in production.filters:
+        handler.addFilter(log_filter)
+    root.handlers[:] = [handler]
+    for name in _QUIET:  # transport chatter with no data of ours: keep the volume sane
+        logging.getLogger(name).setLevel(logging.INFO)
+    config.stash[_LOG_PATH] = path
+
+    plain_send = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = plain_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            CANARIES.check_response(response)
+        return response
+
+    httpx.Client.send = send  # type: ignore[method-assign]
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    CANARIES.current = nodeid
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for title, content in report.sections:
+        if title.endswith(f" {report.when}"):  # each phase's capture once
+            CANARIES.check(content, f"{title.lower()} (pytest capture)")
+
+
+@pytest.fixture(autouse=True)
+def _canary_watch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test that let a canary number out; scan the files it left in tmp_path."""
+    yield
+    folder = request.node.funcargs.get("tmp_path")
+    if isinstance(folder, Path) and folder.exists():
+        CANARIES.check_files(folder)
+    found = CANARIES.of(request.node.nodeid)
+    if found:
+        pytest.fail("personal data leaked:\n" + "\n".join(map(str, found)), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The final check: re-read the whole session log, then fail the run on any finding."""
+    path = session.config.stash.get(_LOG_PATH, None)
+    if path is None or not path.exists():
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, canaries.CanaryHandler):
+            handler.flush()
+    CANARIES.current = "(session log)"
+    CANARIES.check_file_lines(path)
+    if CANARIES.findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    path = terminalreporter.config.stash.get(_LOG_PATH, None)
+    if CANARIES.findings:
+        terminalreporter.section("personal data canaries", red=True)
+        for finding in CANARIES.findings[:200]:
+            terminalreporter.write_line(str(finding))
+        terminalreporter.write_line(f"{len(CANARIES.findings)} finding(s); session log: {path}")
+    elif path is not None:
+        terminalreporter.write_line(f"canaries: none found (session log {path})")
 
 
 def _admin_url(url: str) -> str:
@@ -69,7 +162,9 @@ def database_url(template_db: str, tmp_path: Path) -> Iterator[str]:
         admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
+        canaries.check_database(CANARIES, url)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -77,6 +172,7 @@ def database_url(template_db: str, tmp_path: Path) -> Iterator[str]:
         target = tmp_path / "incident.db"
         shutil.copyfile(template_db, target)
         yield f"sqlite:///{target}"
+        canaries.check_database(CANARIES, f"sqlite:///{target}")
 
 
 @pytest.fixture

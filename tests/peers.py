@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -29,10 +29,15 @@ class Received:
 @dataclass
 class HttpReceiver:
     """Answers by path: ``/ok`` 200, ``/bad`` 400, ``/flaky`` 503 the first ``flaky`` times
-    per idempotency key then 200, ``/hang`` waits ``hang_seconds``, ``/slow`` waits 100 ms."""
+    per idempotency key then 200, ``/hang`` waits ``hang_seconds``, ``/slow`` waits 100 ms.
+    Fault modes (tests/faults): ``/busy`` 429 with ``Retry-After: retry_after`` the first
+    ``flaky`` times per key then 200, ``/stall`` waits ``hang_seconds`` the first ``flaky``
+    times per key then 200, ``/down`` 503 always, ``/missing`` 404. ``port`` may be chosen
+    (a receiver started late on a port that refused connections until then)."""
 
     flaky: int = 2
     hang_seconds: float = 3.0
+    retry_after: int = 1
     received: list[Received] = field(default_factory=list)
     _seen: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,6 +80,7 @@ class HttpReceiver:
                     receiver._seen[key] = receiver._seen.get(key, 0) + 1
                     seen = receiver._seen[key]
                 status = 200
+                headers: dict[str, str] = {}
                 if path.startswith("/bad"):
                     status = 400
                 elif path.startswith("/flaky") and seen <= receiver.flaky:
@@ -83,18 +89,32 @@ class HttpReceiver:
                     time.sleep(receiver.hang_seconds)
                 elif path.startswith("/slow"):
                     time.sleep(0.1)
+                elif path.startswith("/busy") and seen <= receiver.flaky:
+                    status, headers = 429, {"Retry-After": str(receiver.retry_after)}
+                elif path.startswith("/stall") and seen <= receiver.flaky:
+                    time.sleep(receiver.hang_seconds)
+                elif path.startswith("/down"):
+                    status = 503
+                elif path.startswith("/missing"):
+                    status = 404
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
         return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops bursts of connections (SYN retried at 1 s)
+
+
 @contextmanager
 def http_receiver(**options: Any) -> Iterator[HttpReceiver]:
     receiver = HttpReceiver(**options)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), receiver.handler())
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", receiver.port), receiver.handler())
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -130,3 +150,77 @@ def smtp_receiver() -> Iterator[tuple[int, list[Message]]]:
         yield port, mailbox.messages
     finally:
         controller.stop()
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of a server (PostgreSQL): ``cut()`` closes the listener
+    and every connection through it (the server is unreachable: refused), ``restore()``
+    listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+            listener.close()
+        with self._lock:
+            doomed, self._open = self._open, set()
+        for conn in doomed:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for conn in (source, sink):
+                with suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._open.discard(source)
+            source.close()
+
+
+@contextmanager
+def tcp_proxy(host: str, port: int) -> Iterator[TcpProxy]:
+    proxy = TcpProxy((host, port))
+    proxy.restore()
+    try:
+        yield proxy
+    finally:
+        proxy.cut()

@@ -35,6 +35,16 @@ def _text(value: object, field: str, errors: list[FieldError], limit: int = 2000
     return value.strip()
 
 
+def _list(body: Mapping[str, Any], field: str, errors: list[FieldError]) -> list[Any]:
+    value = body.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.append(FieldError(field, "must be a list"))
+        return []
+    return value
+
+
 def _when(value: object, field: str, errors: list[FieldError]) -> datetime | None:
     if not isinstance(value, str):
         errors.append(FieldError(field, "an ISO 8601 date-time with offset is required"))
@@ -70,15 +80,15 @@ def evaluate(
         item = item if isinstance(item, Mapping) else {}
         task = _text(item.get("task"), f"ratings.{n}.task", errors, 300)
         rating = item.get("rating")
-        if rating not in RATINGS:
+        if not isinstance(rating, str) or rating not in RATINGS:
             errors.append(FieldError(f"ratings.{n}.rating", "one of P, S, M, U"))
         notes = item.get("notes")
         ratings.append(
             {"task": task, "rating": rating, "notes": notes if isinstance(notes, str) else None}
         )
-    strengths = [s for s in body.get("strengths") or [] if isinstance(s, str) and s.strip()]
+    strengths = [s for s in _list(body, "strengths", errors) if isinstance(s, str) and s.strip()]
     improvements = []
-    for n, item in enumerate(body.get("improvements") or []):
+    for n, item in enumerate(_list(body, "improvements", errors)):
         item = item if isinstance(item, Mapping) else {}
         improvements.append(
             {
@@ -87,7 +97,7 @@ def evaluate(
             }
         )
     actions = []
-    for n, item in enumerate(body.get("corrective_actions") or []):
+    for n, item in enumerate(_list(body, "corrective_actions", errors)):
         item = item if isinstance(item, Mapping) else {}
         title = _text(item.get("title"), f"corrective_actions.{n}.title", errors, 300)
         owner = item.get("owner")

@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import timeline
+from incident import command, timeline
 from incident.catalog import Catalog
 from incident.drills.evaluations import RATINGS, actions_of, evaluations_of
 from incident.drills.metrics import Measure, measure
@@ -37,6 +37,9 @@ def report_data(incident_id: str, *, session: Session, catalog: Catalog) -> dict
         "metrics": measure(incident_id, session=session, catalog=catalog),
         "evaluations": evaluations_of(incident_id, session=session),
         "actions": actions_of(incident_id, session=session),
+        "follow_ups": [
+            t for t in command.tasks.tasks_of(incident_id, session=session) if t.follow_up
+        ],
         "events": timeline.events(incident_id, session=session),
     }
 
@@ -114,6 +117,21 @@ def markdown_report(incident_id: str, *, session: Session, catalog: Catalog) -> 
             out.append(
                 f"| {a.title} | {a.owner_id} | {a.due_at.date().isoformat()} | "
                 f"{a.status} | {a.playbook_id or ''} |"
+            )
+    if data["follow_ups"]:
+        out += [
+            "",
+            "## Follow-up tasks (after resolution)",
+            "",
+            "| task | owner | due | status | done |",
+            "|---|---|---|---|---|",
+        ]
+        for t in data["follow_ups"]:
+            out.append(
+                f"| {t.title.get('zh', '')} / {t.title.get('en', '')} | "
+                f"{t.person_id or t.department_id} | "
+                f"{t.due_at.isoformat() if t.due_at else ''} | {t.status} | "
+                f"{t.done_at.isoformat() + ' ' + (t.done_by or '') if t.done_at else ''} |"
             )
     out += ["", "## Timeline", ""]
     out += [f"- {e.at.isoformat()} `{e.kind}` {e.actor or ''}".rstrip() for e in data["events"]]

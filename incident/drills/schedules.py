@@ -105,6 +105,7 @@ def start_drill(
     channels: list[str] | None = None,
     actor: str | None = None,
     schedule_id: str | None = None,
+    zone: ZoneInfo = response.DEFAULT_ZONE,
 ) -> Incident:
     """Start a drill now: an incident in mode ``drill`` running the real playbook."""
     label = title if isinstance(title, str) and title.strip() else "Drill"
@@ -121,6 +122,7 @@ def start_drill(
         participants=list(participants or []),
         drill_schedule_id=schedule_id,
         drill_channels=list(channels or []),
+        zone=zone,
     )
     timeline.append(
         incident,
@@ -158,6 +160,7 @@ def start_scheduled(
         channels=list(schedule.channels),
         actor="schedule",
         schedule_id=schedule.id,
+        zone=zone,
     )
     schedule.last_run_at = due
     _enqueue_next(schedule, session=session, now=max(now, due), zone=zone)

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed tables, one module per aggregate."""
 
 from incident.models.base import Base, UTCDateTime, new_id
+from incident.models.command import AuthorityReport, Handover, IncidentRole, Task
 from incident.models.drills import CorrectiveAction, DrillSchedule, Evaluation
 from incident.models.inbox import InboxMessage
 from incident.models.incidents import Incident, PlaybookVersion, Stage
@@ -24,6 +25,7 @@ from incident.models.timeline import TimelineEvent
 __all__ = [
     "AckToken",
     "ApiToken",
+    "AuthorityReport",
     "Base",
     "Broadcast",
     "BroadcastRecipient",
@@ -35,9 +37,11 @@ __all__ = [
     "Department",
     "DrillSchedule",
     "Evaluation",
+    "Handover",
     "IdempotencyRecord",
     "InboxMessage",
     "Incident",
+    "IncidentRole",
     "Inquiry",
     "Job",
     "ManifestUpload",
@@ -53,6 +57,7 @@ __all__ = [
     "RotaOverride",
     "RotaPattern",
     "Stage",
+    "Task",
     "TimelineEvent",
     "UTCDateTime",
     "User",

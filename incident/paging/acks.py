@@ -128,10 +128,11 @@ def acknowledge_as(
     session: Session,
     now: datetime,
 ) -> Page:
-    """Acknowledge for a user: the paged person themselves, or a duty manager."""
+    """Acknowledge for a user: staff for a page of their own, or a duty manager (API.md)."""
     paged = {r.person_id for r in page.recipients}
-    if role not in ("admin", "duty_manager") and (person_id is None or person_id not in paged):
-        raise Forbidden("only a paged person or a duty manager may acknowledge this page")
+    own = role == "staff" and person_id is not None and person_id in paged
+    if role not in ("admin", "duty_manager") and not own:
+        raise Forbidden("only the paged staff member or a duty manager may acknowledge this page")
     return acknowledge(
         page,
         person_id=person_id if person_id in paged else None,

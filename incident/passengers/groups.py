@@ -52,6 +52,9 @@ def _needs(body: Mapping[str, Any], errors: list[FieldError]) -> dict[str, str] 
     if value is None:
         return None
     if isinstance(value, list):
+        if not all(isinstance(need, str) for need in value):
+            errors.append(FieldError("needs", "a list of needs, or {need: open|met}"))
+            return None
         value = dict.fromkeys(value, "open")
     if not isinstance(value, dict):
         errors.append(FieldError("needs", "a list of needs, or {need: open|met}"))

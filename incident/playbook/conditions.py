@@ -19,7 +19,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["LEVELS", "Condition", "ConditionSyntaxError", "level_rank", "parse_condition"]
@@ -225,6 +225,10 @@ def as_datetime(value: Any) -> datetime | None:
         except ValueError:
             return None
     if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is no moment in UTC
+            return None
         return value
     return None
 
@@ -243,9 +247,12 @@ def _flip_moments(node: Node, facts: Mapping[str, Any], now: datetime) -> Iterat
         limit = _value(other, facts, now)
         if start is None or _kind(limit) != "number":
             continue
-        threshold = start + timedelta(minutes=limit)
-        # `>=` and `<` flip at the threshold itself; `>` and `<=` just after it.
-        yield threshold if op in (">=", "<") else threshold + _TICK
+        try:
+            threshold = start + timedelta(minutes=limit)
+            # `>=` and `<` flip at the threshold itself; `>` and `<=` just after it.
+            yield threshold if op in (">=", "<") else threshold + _TICK
+        except OverflowError:  # past the last representable moment: it never flips
+            continue
 
 
 _TOKEN = re.compile(

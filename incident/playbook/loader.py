@@ -21,8 +21,10 @@ from incident.playbook.durations import parse_duration
 from incident.playbook.schema import (
     ACTIONS,
     BUILTIN_FACTS,
+    INCIDENT_ROLES,
     INPUT_TYPES,
     NOTICE_KINDS,
+    ROLE_SOURCES,
     TARGET_NAMES,
     Action,
     InputSpec,
@@ -129,7 +131,7 @@ class _Reader:
         if self.problems:
             raise PlaybookError(self.problems)
         required = ("id", "version", "title", "kind", "stages")
-        optional = ("description", "inputs", "targets", "templates")
+        optional = ("description", "inputs", "targets", "templates", "roles")
         self.keys(data, 0, "the playbook", required, optional)
         line = {key: _at(data, "value", key, 0) for key in data}
         playbook_id = self.pattern(data["id"], line["id"], "id", _SLUG) if "id" in data else ""
@@ -145,6 +147,7 @@ class _Reader:
             description = self.text(data["description"], line["description"], "description")
         self.inputs = self.read_inputs(data.get("inputs"), line.get("inputs", 0))
         targets = self.read_targets(data.get("targets"), line.get("targets", 0))
+        roles = self.read_roles(data.get("roles"), line.get("roles", 0))
         templates = self.read_templates(data.get("templates"), line.get("templates", 0))
         stages = self.read_stages(data["stages"], line["stages"]) if "stages" in data else []
         self.check_templates(templates)
@@ -165,6 +168,7 @@ class _Reader:
             source=text,
             digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=self.file,
+            roles=roles,
         )
 
     def yaml(self, text: str) -> Any:
@@ -309,6 +313,34 @@ class _Reader:
             for name, value in node.items()
             if name in TARGET_NAMES
         }
+
+    def read_roles(self, node: Any, line: int) -> dict[str, dict[str, str]]:
+        """Read ``roles``: command role -> {department|role|person: roster id}."""
+        if node is None or not self.keys(node, line, "roles", (), INCIDENT_ROLES):
+            return {}
+        roles: dict[str, dict[str, str]] = {}
+        groups = {"department": "departments", "role": "roles", "person": "people"}
+        for name, source in node.items():
+            at = _at(node, "value", name, line)
+            where = f"role '{name}'"
+            if name not in INCIDENT_ROLES:
+                continue  # reported by keys()
+            if not isinstance(source, dict) or len(source) != 1:
+                self.problem(at, f"{where} is filled by one of {', '.join(ROLE_SOURCES)}")
+                continue
+            kind, value = next(iter(source.items()))
+            if kind not in ROLE_SOURCES:
+                hint = _suggest(kind, ROLE_SOURCES)
+                self.problem(
+                    at, f"{where}: unknown key '{kind}'{hint}; use {', '.join(ROLE_SOURCES)}"
+                )
+                continue
+            found = self.ref(value, _at(source, "value", kind, at), kind, self.known(groups[kind]))
+            if found is None:
+                self.problem(at, f"{where} {kind} needs a name")
+                continue
+            roles[str(name)] = {str(kind): found}
+        return roles
 
     def read_templates(self, node: Any, line: int) -> dict[str, dict[str, tuple[str, int]]]:
         """Read templates: name -> language -> (text, 0-based line where the text starts)."""
@@ -521,6 +553,16 @@ class _Reader:
         due = self.duration(node["due"], at["due"], f"{where} due") if "due" in node else None
         title = self.text(node["title"], at["title"], f"{where} title") if "title" in node else {}
         return {"department": department, "person": person, "title": title, "due": due}
+
+    def read_authority_report(self, node: Any, line: int, where: str) -> dict[str, Any]:
+        if node is None:
+            node = {}
+        if not self.keys(node, line, where, (), ("due",)):
+            return {}
+        due = None
+        if "due" in node:
+            due = self.duration(node["due"], _at(node, "value", "due", line), f"{where} due")
+        return {"due": due}
 
     def known(self, what: str) -> frozenset[str] | None:
         return None if self.roster is None else frozenset(getattr(self.roster, what))

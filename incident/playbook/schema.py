@@ -17,7 +17,10 @@ BUILTIN_FACTS = frozenset({"severity", "mode", "declared_at", "title"})
 
 INPUT_TYPES = ("str", "int", "float", "bool", "datetime")
 TRIGGERS = ("declared", "after", "every", "if", "manual", "resolved")
-ACTIONS = ("page", "notice", "passenger_message", "task")
+ACTIONS = ("page", "notice", "passenger_message", "task", "authority_report")
+INCIDENT_ROLES = ("commander", "public_information", "liaison", "operations", "planning")
+"""The command roles of an incident; a playbook's ``roles`` may say who fills each."""
+ROLE_SOURCES = ("department", "role", "person")
 NOTICE_KINDS = ("initial", "update", "all_clear")
 TARGET_NAMES = (
     "first_page",
@@ -178,6 +181,8 @@ class Playbook:
     source: str = field(repr=False)
     digest: str
     path: str
+    roles: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Who fills each command role at declaration: role -> {department|role|person: id}."""
 
     def stage(self, stage_id: str) -> StageSpec:
         """Find a stage by id; KeyError if the playbook has none."""
@@ -239,6 +244,7 @@ class Playbook:
                 }
                 for stage in self.stages
             ],
+            "roles": {name: dict(source) for name, source in self.roles.items()},
         }
 
 

@@ -13,21 +13,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from incident import idempotency, response, timeline
+from incident import idempotency, passengers, response, timeline
 from incident.models import Incident
 from incident.web.auth import principal
+from incident.web.passengers_views import group_json
 from incident.web.problems import BadRequest
 from incident.web.requests import (
-    decode_cursor,
     encode_cursor,
     limit_param,
+    read_action_body,
     read_json_object,
+    seq_cursor,
+    time_cursor,
 )
 from incident.web.state import AppState, state_of
 from incident.web.views import event_json, incident_json, incident_summary, pages_summary
 
 T = TypeVar("T")
 RUNS_INCIDENTS = ("duty_manager",)
+DECLARATION_FIELDS = ("playbook", "severity", "title", "facts", "mode")
+CHANGE_FIELDS = ("severity", "facts", "status")
 
 
 async def write(request: Request, fn: Callable[[Session, datetime], T]) -> T:
@@ -53,11 +58,19 @@ async def read(request: Request, fn: Callable[[Session], T]) -> T:
 
 
 def incident_view(state: AppState, session: Session, incident: Incident) -> dict[str, Any]:
-    """The incident as the API shows it, with its pages summarised."""
-    view = incident_json(incident, response.playbook_of(incident, state.catalog))
+    """The incident as the API shows it, with its pages summarised and its passenger
+    groups."""
     session.flush()
-    view["pages"] = pages_summary(incident.id, session=session)
-    return view
+    now = state.clock.now()
+    return incident_json(
+        incident,
+        response.playbook_of(incident, state.catalog),
+        pages=pages_summary(incident.id, session=session),
+        passenger_groups=[
+            group_json(group, now=now)
+            for group in passengers.groups.groups_of(incident.id, session=session)
+        ],
+    )
 
 
 def _incident_view(state: AppState, session: Session, incident_id: str) -> dict[str, Any]:
@@ -82,7 +95,7 @@ async def declare(request: Request) -> Response:
     """Declare an incident from a playbook."""
     who = principal(request)
     who.require(*RUNS_INCIDENTS)
-    body, raw = await read_json_object(request)
+    body, raw = await read_json_object(request, allowed=DECLARATION_FIELDS)
     state = state_of(request)
     key = request.headers.get("idempotency-key")
     route = "POST /api/incidents"
@@ -105,6 +118,7 @@ async def declare(request: Request) -> Response:
             facts=body.get("facts", {}),
             mode=body.get("mode", "live"),
             actor=who.name,
+            zone=state.settings.zone,
         )
         session.flush()
         view = incident_view(state, session, incident)
@@ -128,13 +142,7 @@ async def list_incidents(request: Request) -> Response:
     """List incidents, newest first (``?status=&mode=&limit=&cursor=``)."""
     principal(request)
     limit = limit_param(request)
-    cursor = decode_cursor(request, 2)
-    before = None
-    if cursor is not None:
-        try:
-            before = (datetime.fromisoformat(cursor[0]), cursor[1])
-        except ValueError:
-            raise BadRequest("the cursor is not valid") from None
+    before = time_cursor(request)
     status = request.query_params.get("status")
     mode = request.query_params.get("mode")
     if status is not None and status not in response.STATUSES:
@@ -168,10 +176,7 @@ async def change_incident(request: Request) -> Response:
     """Change severity, facts (merged) or status; conditions are re-evaluated."""
     who = principal(request)
     who.require(*RUNS_INCIDENTS)
-    body, _ = await read_json_object(request)
-    unknown = set(body) - {"severity", "facts", "status", "title"}
-    if unknown:
-        raise BadRequest(f"cannot change {', '.join(sorted(unknown))}", status=422)
+    body, _ = await read_json_object(request, allowed=CHANGE_FIELDS)
     state = state_of(request)
     incident_id = request.path_params["incident_id"]
 
@@ -196,6 +201,7 @@ async def fire_stage(request: Request) -> Response:
     """Fire a manual stage, or a pending one early."""
     who = principal(request)
     who.require(*RUNS_INCIDENTS)
+    await read_action_body(request)
     state = state_of(request)
     incident_id = request.path_params["incident_id"]
     stage_key = request.path_params["stage"]
@@ -212,12 +218,7 @@ async def get_timeline(request: Request) -> Response:
     """The incident's events in order, with their hash chain."""
     principal(request)
     limit = limit_param(request, default=500, maximum=5000)
-    cursor = decode_cursor(request, 1)
-    after = 0
-    if cursor is not None:
-        if not cursor[0].isdigit():
-            raise BadRequest("the cursor is not valid")
-        after = int(cursor[0])
+    after = seq_cursor(request)
     incident_id = request.path_params["incident_id"]
 
     def run(session: Session) -> dict[str, Any]:

@@ -15,15 +15,24 @@ from starlette.routing import Route
 
 from incident import drills
 from incident.drills.reports import report_data
+from incident.errors import ValidationFailed
 from incident.models import CorrectiveAction, DrillSchedule, Evaluation, Incident
 from incident.web.api import read, write
 from incident.web.auth import principal
 from incident.web.problems import BadRequest
-from incident.web.requests import read_json_object
+from incident.web.requests import read_json_object, unknown_fields
 from incident.web.state import state_of
 from incident.web.views import iso
 
 RUNS_DRILLS = ("evaluator", "duty_manager")
+DRILL_FIELDS = ("playbook", "severity", "facts", "title", "participants", "channels")
+SCHEDULE_FIELDS = (*DRILL_FIELDS, "cron")
+EVALUATION_FIELDS = ("ratings", "strengths", "improvements", "corrective_actions", "notes")
+EVALUATION_ITEM_FIELDS = {
+    "ratings": ("task", "rating", "notes"),
+    "improvements": ("finding", "root_cause"),
+    "corrective_actions": ("title", "owner", "due_at", "playbook"),
+}
 _pages = Environment(
     loader=PackageLoader("incident.web", "templates"), autoescape=select_autoescape(default=True)
 )
@@ -83,6 +92,21 @@ def _strings(value: object, field: str) -> list[str]:
     return list(value)
 
 
+def _reject_unknown_items(body: dict[str, Any]) -> None:
+    """An evaluation's rows take only their own fields (``corrective_actions.0.status`` is
+    refused, not ignored)."""
+    errors = [
+        error
+        for key, allowed in EVALUATION_ITEM_FIELDS.items()
+        if isinstance(body.get(key), list)
+        for n, item in enumerate(body[key])
+        if isinstance(item, dict)
+        for error in unknown_fields(item, allowed, prefix=f"{key}.{n}.")
+    ]
+    if errors:
+        raise ValidationFailed("the evaluation has fields it does not take", errors)
+
+
 async def list_schedules(request: Request) -> Response:
     """Cron schedules of drills per playbook, with the next runs."""
     principal(request)
@@ -109,7 +133,7 @@ async def add_schedule(request: Request) -> Response:
     """Add a drill schedule (cron in the centre's time zone)."""
     who = principal(request)
     who.require(*RUNS_DRILLS)
-    body, _ = await read_json_object(request)
+    body, _ = await read_json_object(request, allowed=SCHEDULE_FIELDS)
     state = state_of(request)
     participants = _strings(body.get("participants"), "participants")
     channels = _strings(body.get("channels"), "channels")
@@ -138,7 +162,7 @@ async def start_drill(request: Request) -> Response:
     """Start a drill now: an incident in mode drill running the real playbook."""
     who = principal(request)
     who.require(*RUNS_DRILLS)
-    body, _ = await read_json_object(request)
+    body, _ = await read_json_object(request, allowed=DRILL_FIELDS)
     state = state_of(request)
     participants = _strings(body.get("participants"), "participants")
     channels = _strings(body.get("channels"), "channels")
@@ -220,7 +244,8 @@ async def add_evaluation(request: Request) -> Response:
     actions (owner, due)."""
     who = principal(request)
     who.require("evaluator")
-    body, _ = await read_json_object(request)
+    body, _ = await read_json_object(request, allowed=EVALUATION_FIELDS)
+    _reject_unknown_items(body)
     incident_id = request.path_params["incident_id"]
 
     def run(session: Session, now: datetime) -> dict[str, Any]:
@@ -243,7 +268,7 @@ async def change_action(request: Request) -> Response:
     """Move a corrective action on: open, in_progress, done."""
     who = principal(request)
     who.require(*RUNS_DRILLS, "staff")
-    body, _ = await read_json_object(request)
+    body, _ = await read_json_object(request, allowed=("status",))
     action_id = request.path_params["action_id"]
 
     def run(session: Session, now: datetime) -> dict[str, Any]:

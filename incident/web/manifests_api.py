@@ -25,7 +25,7 @@ from incident.web.api import RUNS_INCIDENTS, read, write
 from incident.web.auth import principal
 from incident.web.passengers_views import passenger_json, upload_json
 from incident.web.problems import BadRequest
-from incident.web.requests import decode_cursor, encode_cursor, limit_param
+from incident.web.requests import encode_cursor, limit_param, seq_cursor
 from incident.web.state import AppState, state_of
 
 EXPORTS = ("duty_manager",)
@@ -187,10 +187,7 @@ async def list_passengers(request: Request) -> Response:
     state = state_of(request)
     group_id = request.path_params["group_id"]
     limit = limit_param(request, default=100, maximum=1000)
-    cursor = decode_cursor(request, 1)
-    if cursor is not None and not cursor[0].isdigit():
-        raise BadRequest("the cursor is not valid")
-    after = int(cursor[0]) if cursor else 0
+    after = seq_cursor(request)
     vault = _vault(state)
 
     def run(session: Session) -> dict[str, Any]:

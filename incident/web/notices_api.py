@@ -19,7 +19,7 @@ from incident.playbook import Playbook
 from incident.web.api import RUNS_INCIDENTS, read, write
 from incident.web.auth import principal
 from incident.web.public import cache_of
-from incident.web.requests import read_body, read_json_object
+from incident.web.requests import read_action_body, read_json_object, unknown_fields
 from incident.web.state import AppState, state_of
 
 DRAFT_KEYS = frozenset(
@@ -39,9 +39,7 @@ DRAFT_KEYS = frozenset(
 
 
 def _draft(body: dict[str, Any], *, allowed: frozenset[str]) -> notices.Draft:
-    errors: list[FieldError] = [
-        FieldError(name, "unknown field") for name in sorted(set(body) - allowed)
-    ]
+    errors = unknown_fields(body, allowed)
     template = body.get("template")
     if template is not None and not isinstance(template, str):
         errors.append(FieldError("template", "must be the name of a playbook template"))
@@ -119,7 +117,7 @@ async def publish(request: Request) -> Response:
     who.require(*RUNS_INCIDENTS)
     state = state_of(request)
     notice_id = request.path_params["notice_id"]
-    raw = await read_body(request)
+    raw = await read_action_body(request)
     key = request.headers.get("idempotency-key")
     route = f"POST /api/notices/{notice_id}/publish"
     body_digest = idempotency.digest(raw)

@@ -25,7 +25,7 @@ from incident.models import ContactMethod, Delivery, InboxMessage, Page, PageRec
 from incident.web.api import RUNS_INCIDENTS, read, write
 from incident.web.auth import principal
 from incident.web.problems import BadRequest
-from incident.web.requests import read_body
+from incident.web.requests import read_action_body, read_body
 from incident.web.state import state_of
 from incident.web.views import iso
 
@@ -124,6 +124,7 @@ async def ack_page(request: Request) -> Response:
     """Acknowledge a page: the paged person themselves, or a duty manager."""
     who = principal(request)
     who.require("staff", *RUNS_INCIDENTS)
+    await read_action_body(request)
     page_id = request.path_params["page_id"]
 
     def run(session: Session, now: datetime) -> dict[str, Any]:
@@ -181,6 +182,7 @@ async def ack_link_confirm(request: Request) -> Response:
     """Acknowledge through a signed link (single use; 410 when used or expired)."""
     state = state_of(request)
     token = request.path_params["token"]
+    await read_body(request)  # the confirm form posts nothing; bounded like every body
 
     def run(session: Session, now: datetime) -> Page:
         return paging.acknowledge_by_link(

@@ -39,11 +39,19 @@ from incident.web.passengers_views import (
     upload_json,
 )
 from incident.web.problems import BadRequest
-from incident.web.requests import decode_cursor, encode_cursor, limit_param, read_json_object
+from incident.web.requests import (
+    encode_cursor,
+    limit_param,
+    read_action_body,
+    read_json_object,
+    seq_cursor,
+    time_cursor,
+)
 from incident.web.state import AppState, state_of
 
 RECORDS_INQUIRIES = ("staff", *RUNS_INCIDENTS)
 EXPORTS = ("duty_manager",)
+BROADCAST_FIELDS = ("template", "texts", "groups", "offer")
 CHUNK = 65536
 
 
@@ -207,12 +215,9 @@ async def start_broadcast(request: Request) -> Response:
     """Message every passenger of the group (and of ``groups``): 202 with the broadcast."""
     who = principal(request)
     who.require(*RUNS_INCIDENTS)
-    body, raw = await read_json_object(request)
+    body, raw = await read_json_object(request, allowed=BROADCAST_FIELDS)
     state = state_of(request)
     group_id = request.path_params["group_id"]
-    unknown = set(body) - {"template", "texts", "groups", "offer"}
-    if unknown:
-        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}", status=422)
 
     def make(session: Session, now: datetime) -> Made:
         group = groups.get_group(group_id, session=session)
@@ -240,6 +245,8 @@ async def start_broadcast(request: Request) -> Response:
             if errors:
                 raise ValidationFailed("the message is not valid", errors)
         offer = body.get("offer")
+        if offer is not None and not isinstance(offer, str):
+            raise BadRequest("offer must be text", status=422)
         made = broadcasts.start(
             incident,
             group_ids=[group.id, *extra],
@@ -268,10 +275,7 @@ async def get_broadcast(request: Request) -> Response:
     state = state_of(request)
     broadcast_id = request.path_params["broadcast_id"]
     limit = limit_param(request, default=100, maximum=1000)
-    cursor = decode_cursor(request, 1)
-    if cursor is not None and not cursor[0].isdigit():
-        raise BadRequest("the cursor is not valid")
-    after = int(cursor[0]) if cursor else 0
+    after = seq_cursor(request)
     vault = _vault(state)
 
     def run(session: Session) -> dict[str, Any]:
@@ -305,6 +309,7 @@ async def resend_broadcast(request: Request) -> Response:
     """Send again to the recipients whose delivery failed, and only to them."""
     who = principal(request)
     who.require(*RUNS_INCIDENTS)
+    await read_action_body(request)
     broadcast_id = request.path_params["broadcast_id"]
 
     def run(session: Session, now: datetime) -> dict[str, Any]:
@@ -367,7 +372,9 @@ async def record_incident_inquiry(request: Request) -> Response:
     )
 
 
-def _list_inquiries(request: Request, **where: Any) -> Any:
+def _list_inquiries(
+    request: Request, *, incident_id: str | None = None, only_kind: str | None = None
+) -> Any:
     who = principal(request)
     state = state_of(request)
     vault = _vault(state)
@@ -376,24 +383,18 @@ def _list_inquiries(request: Request, **where: Any) -> Any:
         raise BadRequest("kind must be inquiry or complaint")
     open_only = request.query_params.get("open") in ("1", "true", "yes")
     limit = limit_param(request)
-    cursor = decode_cursor(request, 2)
-    before = None
-    if cursor is not None:
-        try:
-            before = (datetime.fromisoformat(cursor[0]), cursor[1])
-        except ValueError:
-            raise BadRequest("the cursor is not valid") from None
+    before = time_cursor(request)
 
     def run(session: Session) -> dict[str, Any]:
-        if where.get("incident_id"):
-            response.get_incident(where["incident_id"], session=session)
+        if incident_id:
+            response.get_incident(incident_id, session=session)
         found = inquiries.list_inquiries(
             session=session,
-            kind=kind or where.pop("kind", None),
+            incident_id=incident_id,
+            kind=only_kind or kind,
             open_only=open_only,
             limit=limit + 1,
             before=before,
-            **where,
         )
         now = state.clock.now()
         items = [
@@ -417,7 +418,7 @@ async def list_incident_inquiries(request: Request) -> Response:
 
 async def list_complaints(request: Request) -> Response:
     """Complaints raised during incidents, for the complaints section, newest first."""
-    return JSONResponse(await _list_inquiries(request, kind="complaint"))
+    return JSONResponse(await _list_inquiries(request, only_kind="complaint"))
 
 
 async def get_inquiry(request: Request) -> Response:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from incident import errors
+from incident.db import database_unavailable
 from incident.logs import get_logger
 
 log = get_logger(__name__)
@@ -38,8 +39,11 @@ _TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
 }
+DATABASE_RETRY_AFTER = "5"
 
 
 class BadRequest(errors.IncidentError):
@@ -88,6 +92,19 @@ async def incident_error_handler(request: Request, exc: Exception) -> Response:
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+
+
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` while the database is away; other database errors are 500s."""
+    if not database_unavailable(exc):
+        return from_error(exc)
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("database_unavailable", error_type=type(cause).__name__, path=request.url.path)
+    response = problem(
+        503, "the database is unavailable; try again shortly", slug="database-unavailable"
+    )
+    response.headers["Retry-After"] = DATABASE_RETRY_AFTER
+    return response
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:

@@ -30,7 +30,13 @@ def stage_json(stage: Stage, playbook: Playbook) -> dict[str, Any]:
     }
 
 
-def incident_json(incident: Incident, playbook: Playbook) -> dict[str, Any]:
+def incident_json(
+    incident: Incident,
+    playbook: Playbook,
+    *,
+    pages: dict[str, int],
+    passenger_groups: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "id": incident.id,
         "playbook": {
@@ -49,9 +55,9 @@ def incident_json(incident: Incident, playbook: Playbook) -> dict[str, Any]:
         "resolved_at": iso(incident.resolved_at),
         "closed_at": iso(incident.closed_at),
         "stages": [stage_json(s, playbook) for s in incident.stages],
-        "pages": {"total": 0, "awaiting_ack": 0},
+        "pages": pages,
         "notices": notice_summaries(incident),
-        "passenger_groups": [],
+        "passenger_groups": passenger_groups,
     }
 
 

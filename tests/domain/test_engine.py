@@ -9,7 +9,7 @@ from sqlalchemy import select
 from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
-from incident.models import Job
+from incident.models import Job, Task
 from incident.worker import Worker
 from tests.factories import (
     MASS_DELAY_FACTS,
@@ -119,7 +119,9 @@ def test_resolving_fires_stand_down_and_cancels_what_is_pending(
         queued = session.scalars(
             select(Job).where(Job.incident_id == incident_id, Job.status == "queued")
         ).all()
-    assert queued == []
+        follow_ups = session.scalars(select(Task.id).where(Task.follow_up.is_(True))).all()
+    # Only the deadlines of the stand-down's follow-up tasks (#10) outlive the resolution.
+    assert [(j.kind, j.payload["task_id"]) for j in queued] == [("task.due", t) for t in follow_ups]
     before = fired_counts(seeded, incident_id)
     clock.advance(hours=6)
     worker.drain()

@@ -134,3 +134,17 @@ def test_personal_data_is_purged_after_retention_and_the_counts_stay(rig: Rig) -
     group_view = rig.client().get(f"/api/passenger-groups/{group}", headers=duty).json()
     assert group_view["passengers_purged_at"] is not None
     assert group_view["manifest"]["stored"] == 5
+
+
+def test_the_incident_lists_its_passenger_groups(rig: Rig) -> None:
+    duty = rig.auth("duty_manager")
+    incident = rig.declare()
+    since = (rig.clock.now() - timedelta(minutes=30)).isoformat()
+    first = open_group(rig, incident, duty, count=120, since=since)
+    second = open_group(rig, incident, duty, count=45, train="G99", station=None)
+    shown = rig.client().get(f"/api/incidents/{incident}", headers=rig.auth("viewer")).json()
+    groups = {g["id"]: g for g in shown["passenger_groups"]}
+    assert set(groups) == {first, second}
+    assert groups[first]["count"] == 120
+    assert groups[first]["minutes_stranded"] == 30
+    assert groups[second]["train"] == "G99"

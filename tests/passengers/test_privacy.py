@@ -20,24 +20,19 @@ from sqlalchemy.engine import make_url
 
 from incident.passengers import Vault
 from incident.settings import Secret
+from tests.canaries import FOREIGN_PASSENGER, PASSENGER_NUMBERS, PASSENGERS_ONLY, find
 from tests.conftest import DEMO_ROSTER, PLAYBOOKS
 from tests.passengers.conftest import KEY_A, KEY_B, Rig, manifest
 from tests.passengers.gateway import Gateway
 from tests.passengers.test_manifests import open_group, upload
 from tests.peers import free_port
 
-CANARIES = ("13987654321", "13987654322", "13987654323", "13987654324")
-
-
-def forms(number: str) -> list[bytes]:
-    """How a number could leak: raw, E.164, spaced, dashed."""
-    spaced = f"{number[:3]} {number[3:7]} {number[7:]}"
-    dashed = spaced.replace(" ", "-")
-    return [s.encode() for s in (number, f"+86{number}", spaced, f"+86 {spaced}", dashed)]
+CANARIES = PASSENGER_NUMBERS[1:5]  # 13987654321 .. 13987654324 (tests/canaries.py)
 
 
 def leaks(data: bytes) -> list[str]:
-    return [f.decode() for n in CANARIES for f in forms(n) if f in data]
+    """Any passenger canary, raw, E.164, spaced or dashed (the suite-wide detector)."""
+    return find(data, PASSENGERS_ONLY)
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
@@ -124,6 +119,7 @@ def test_no_phone_number_in_debug_logs_or_in_the_database_file(
                     ("张三", spaced, "01A", "01", "zh", "E1"),
                     ("Ann", f"+86-{CANARIES[1]}", "01B", "01", "en", "E2"),
                     ("李四", CANARIES[2], "01C", "01", "zh", "E3"),
+                    ("Tom", "+61 491 570 156", "01D", "01", "en", "E4"),
                     ("坏", "12345", "", "", "", ""),
                 ]
             )
@@ -138,6 +134,7 @@ def test_no_phone_number_in_debug_logs_or_in_the_database_file(
                 "139****4321",
                 "139****4322",
                 "139****4323",
+                "491**0156",
             ]
             assert not leaks(str(masked).encode())
             full = http.get(f"/api/passenger-groups/{group}/passengers", headers=duty).json()
@@ -158,7 +155,7 @@ def test_no_phone_number_in_debug_logs_or_in_the_database_file(
             wait_until(
                 lambda: (
                     http.get(f"/api/broadcasts/{broadcast}", headers=duty).json()["counts"]
-                    == {"queued": 0, "sent": 2, "failed": 1}
+                    == {"queued": 0, "sent": 3, "failed": 1}
                 )
             )
             gateway.down.clear()
@@ -166,7 +163,7 @@ def test_no_phone_number_in_debug_logs_or_in_the_database_file(
             wait_until(
                 lambda: (
                     http.get(f"/api/broadcasts/{broadcast}", headers=duty).json()["counts"]
-                    == {"queued": 0, "sent": 3, "failed": 0}
+                    == {"queued": 0, "sent": 4, "failed": 0}
                 )
             )
             inquiry = http.post(
@@ -185,7 +182,7 @@ def test_no_phone_number_in_debug_logs_or_in_the_database_file(
             http.get(f"/api/incidents/{incident}/passengers/summary", headers=viewer)
         assert sorted(gateway.numbers()) == sorted(  # once each; the failing one 2 + 1 times
             ["+86" + CANARIES[0], "+86" + CANARIES[1], "+86" + CANARIES[1], "+86" + CANARIES[1],
-             "+86" + CANARIES[2]]
+             "+86" + CANARIES[2], FOREIGN_PASSENGER]
         ), [(m.to, m.key) for m in gateway.received]  # fmt: skip
         files = _database_files(database_url)
         in_files = {str(p): leaks(p.read_bytes()) for p in files if p.exists()}

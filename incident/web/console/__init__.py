@@ -1,6 +1,6 @@
 """The duty manager's console: server-rendered pages behind a login (see README, Console).
 
-Each area has its module (auth, dashboard, declare, incidents, notices, passengers,
+Each area has its module (auth, dashboard, declare, incidents, notices, passengers, command,
 playbooks, roster, drills, evaluations);
 templates are under ``web/templates/console/``, the stylesheet and script under ``web/static/``.
 """
@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from incident.web.console import (
     auth,
+    command,
     dashboard,
     declare,
     drills,
@@ -33,6 +34,7 @@ routes: list[BaseRoute] = [
     *declare.routes,
     *notices.routes,
     *passengers.routes,
+    *command.routes,
     *incidents.routes,
     *playbooks.routes,
     *roster.routes,

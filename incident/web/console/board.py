@@ -116,9 +116,8 @@ def board(
     cards = []
     for page in pages:
         paged = {r.person_id for r in page.recipients}
-        may_ack = running and (
-            user.may("duty_manager") or (user.person_id is not None and user.person_id in paged)
-        )
+        own = user.role == "staff" and user.person_id is not None and user.person_id in paged
+        may_ack = running and (user.may("duty_manager") or own)
         level_spec = page.chain[page.level] if page.level < len(page.chain) else None
         cards.append(
             PageCard(

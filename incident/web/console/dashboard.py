@@ -20,6 +20,7 @@ from incident.playbook import level_rank
 from incident.security import Principal
 from incident.web.api import read
 from incident.web.console.board import OPEN
+from incident.web.console.command import overdue_for_dashboard
 from incident.web.console.drills import action_rows
 from incident.web.console.errors import console_page, console_partial
 from incident.web.console.labels import Pair
@@ -159,6 +160,7 @@ def dashboard(*, session: Session, now: datetime, catalog: Catalog, zone: ZoneIn
     found.extras["actions"] = action_rows(
         drills.overdue_actions(session=session, now=now), names, now
     )
+    found.extras["tasks"] = overdue_for_dashboard(session=session, now=now, running=list(by_id))
     found.extras["callbacks"] = [
         (by_id[i.incident_id], i)
         for i in overdue_callbacks(session=session, now=now, running=list(by_id))

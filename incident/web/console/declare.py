@@ -135,6 +135,7 @@ async def submit(request: Request, user: Principal) -> Response:
             facts=facts,
             mode=mode,
             actor=user.name,
+            zone=state.settings.zone,
         )
         session.flush()
         if key:

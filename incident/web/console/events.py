@@ -90,6 +90,14 @@ def _detail(event: TimelineEvent, playbook: Playbook, names: Names) -> Pair:
         tag = f"v{version} " if version is not None else ""
         reason = str(data.get("reason", ""))
         return (f"{tag}{text_zh or reason}".strip(), f"{tag}{text_en or reason}".strip())
+    if kind == "role:assigned":
+        role = _named("command_role", data.get("role"))
+        was = names.person(data.get("from")) or "—"
+        now = names.person(data.get("to"))
+        return (f"{role[0]}：{was} → {now}", f"{role[1]}: {was} → {now}")
+    if kind == "contact:reached_by_hand":
+        who, by = names.person(data.get("person")), str(data.get("by", ""))
+        return (f"{who}（{by} 当面通知）", f"{who} (by {by})")
     if kind.endswith(":requested"):
         params = data.get("params") or {}
         title = params.get("title") if isinstance(params, dict) else None

@@ -16,6 +16,7 @@ from incident.passengers import Vault
 from incident.playbook import LEVELS
 from incident.security import Principal
 from incident.web.api import RUNS_INCIDENTS, read, write
+from incident.web.console.command import CommandView, command_view
 from incident.web.console.errors import console_page, console_partial
 from incident.web.console.forms import changed_facts, fact_fields, form_values
 from incident.web.console.pages import field_errors, render, see_other
@@ -67,7 +68,7 @@ async def incident_page(
     incident_id = request.path_params["incident_id"]
     vault = Vault.from_settings(state.settings)
 
-    def run(session: Session) -> tuple[IncidentView, PassengersView]:
+    def run(session: Session) -> tuple[IncidentView, PassengersView, CommandView]:
         view = incident_view(
             incident_id,
             session=session,
@@ -78,9 +79,10 @@ async def incident_page(
         panel = passengers_view(
             incident_id, session=session, now=state.clock.now(), vault=vault, user=user
         )
-        return view, panel
+        command = command_view(incident_id, session=session, now=state.clock.now(), user=user)
+        return view, panel, command
 
-    view, panel = await read(request, run)
+    view, panel, command = await read(request, run)
     shown = {
         "severity": view.incident.severity,
         **form_values(view.playbook, view.incident.facts, state.settings.zone),
@@ -93,6 +95,7 @@ async def incident_page(
         status=status,
         view=view,
         passengers=panel,
+        command=command,
         fields=fact_fields(view.playbook),
         levels=LEVELS,
         values=shown,
@@ -258,6 +261,7 @@ async def fire_stage(request: Request, user: Principal) -> Response:
 @console_page
 async def ack_page(request: Request, user: Principal) -> Response:
     """Acknowledge a page from the board: the paged person, or a duty manager for them."""
+    user.require("staff", *RUNS_INCIDENTS)
     await read_form(request)
     incident_id = request.path_params["incident_id"]
     page_id = request.path_params["page_id"]

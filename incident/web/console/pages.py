@@ -108,6 +108,7 @@ def nav_items(user: Principal | None, *, demo_inbox: bool) -> list[tuple[str, st
     items = [("/", "总览", "Dashboard"), ("/incidents", "事件", "Incidents")]
     if user.may("duty_manager"):
         items.append(("/declare", "启动响应", "Declare"))
+    items.append(("/handover", "交接班", "Handover"))
     items += [("/playbooks", "预案", "Playbooks"), ("/roster", "人员值班", "Roster")]
     items.append(("/drills", "演练", "Drills"))
     if demo_inbox:

@@ -51,6 +51,11 @@ def _action(step_kind: str, data: Mapping[str, Any], names: Names) -> Pair:
             f"{zh}：{title.get('zh', '')}（{department[0]}{due}）",
             f"{en}: {title.get('en') or title.get('zh', '')} ({department[1]}{due_en})",
         )
+    if action == "authority_report":
+        within = params.get("due")
+        if not within:
+            return (zh, en)
+        return (f"{zh}（{within}内）", f"{en} (within {within})")
     template = params.get("template", "")
     kind = params.get("kind")
     kind_label = TABLES["notice_kind"].get(str(kind), (str(kind), str(kind))) if kind else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -14,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from incident import paging, roster
-from incident.logs import mask_text
 from incident.models import Delivery, Department, Person
+from incident.roster import mask_contact
 from incident.security import Principal
 from incident.web.api import read, write
 from incident.web.console.errors import console_page
@@ -27,16 +26,6 @@ from incident.web.state import state_of
 
 TESTS_SHOWN = 3
 TESTS_LOOKED_AT = 500
-
-
-def mask_contact(url: str) -> str:
-    """A contact address for someone who may not see personal data: scheme and a hint."""
-    parts = urlsplit(url)
-    rest = url[len(parts.scheme) + 3 :] if parts.scheme and "://" in url else url
-    masked = mask_text(rest)
-    if masked == rest:
-        masked = rest[:1] + "***" + (rest[-2:] if len(rest) > 4 else "")
-    return f"{parts.scheme}://{masked}" if parts.scheme else masked
 
 
 @dataclass(frozen=True)
