@@ -267,16 +267,24 @@ class Worker:
 
         url = self.db.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
+        failures = 0
         while not self._stop.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {jobs.NOTIFY_CHANNEL}")
+                    if failures:
+                        log.info("listen_resumed", failed_tries=failures)
+                        failures = 0
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self.wake.set()
-            except Exception as exc:  # polling carries on; try again shortly
-                log.warning("listen_failed", error=str(exc))
-                self._stop.wait(2.0)
+            except Exception as exc:  # polling carries on; try again, backing off
+                failures += 1
+                if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th ... failure
+                    log.warning(
+                        "listen_failed", error_type=type(exc).__name__, failed_tries=failures
+                    )
+                self._stop.wait(outage_backoff(failures, 1.0))
 
     def run_forever(self) -> None:
         log.info("worker_started", owner=self.owner)
