@@ -165,10 +165,12 @@ def publish(
     notice.first_published_at = notice.first_published_at or now
     notice.last_published_at = now
     notice.next_update_due = None
-    if latest.kind == "all_clear":
-        notice.status, notice.closed_at = "closed", now
-    elif latest.kind == "withdrawal":
-        notice.status, notice.closed_at = "withdrawn", now
+    if latest.kind in ("all_clear", "withdrawal"):
+        notice.status = "closed" if latest.kind == "all_clear" else "withdrawn"
+        notice.closed_at = now
+        if latest.impact_end is None:  # the disruption is over by the time it is cleared
+            start = latest.impact_start
+            latest.impact_end = start if start is not None and start > now else now
     else:
         notice.status = "current"
         every = update_every(notice)

@@ -163,7 +163,10 @@ def test_an_update_supersedes_everywhere_and_the_all_clear_closes_the_notice(
     notice = desk.notice(notice_id)
     assert notice["versions"][-1]["kind"] == "all_clear"
     desk.publish(notice_id)
-    assert desk.notice(notice_id)["status"] == "closed"
+    closed = desk.notice(notice_id)
+    assert closed["status"] == "closed"
+    cleared = closed["versions"][-1]
+    assert cleared["impact_end"] == cleared["published_at"]  # the impact ended when cleared
 
     assert len(desk.gtfs().entity) == 0  # gone from GTFS-Realtime
     page = desk.page()
