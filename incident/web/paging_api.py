@@ -321,7 +321,9 @@ async def demo_inbox(request: Request) -> Response:
                 "next_cursor": None,
             }
         )
-    return _html("inbox.html", messages=messages, person=person)
+    return _html(
+        "inbox.html", messages=messages, person=person, zone=state_of(request).settings.zone
+    )
 
 
 routes = [

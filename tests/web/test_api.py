@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from starlette.testclient import TestClient
 from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
-from incident.models import Incident, Job, TimelineEvent
+from incident.models import InboxMessage, Incident, Job, TimelineEvent
 from incident.worker import Worker
 from tests.factories import MASS_DELAY_FACTS, count_rows
 
@@ -243,3 +244,20 @@ def test_playbooks_are_listed_with_stages_and_inputs(
 def test_openapi_lists_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths["/api/incidents"] and "patch" in paths["/api/incidents/{incident_id}"]
+
+
+def test_the_demo_inbox_shows_times_in_the_centres_time_zone(
+    client: TestClient, seeded: Database
+) -> None:
+    with seeded.transaction() as session:
+        session.add(
+            InboxMessage(
+                address="inbox://agent1",
+                subject="Page",
+                body="Line G signal fault",
+                idempotency_key="inbox-tz-test",
+                received_at=datetime(2026, 11, 22, 1, 0, tzinfo=UTC),
+            )
+        )
+    page = client.get("/demo/inbox").text
+    assert "2026-11-22 09:00:00 CST" in page  # Asia/Shanghai, the default time zone
