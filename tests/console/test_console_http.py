@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from incident import paging
 from incident.db import Database
-from incident.models import Delivery, Incident, Notice, Page
+from incident.models import Delivery, DrillSchedule, Incident, Notice, Page
 from incident.web.console import dashboard
 from incident.web.console.labels import message
 from incident.web.console.pages import local_path
@@ -496,3 +496,27 @@ def test_a_viewer_sees_a_callers_phone_masked(
     panel = client.get(f"/incidents/{incident_id}/parts/passengers").text
     assert "138****5678" in panel and "13812345678" not in panel and "张三" not in panel
     assert "When?" not in panel
+
+
+def test_a_drill_can_be_scheduled_from_the_form_and_a_bad_cron_is_shown_by_its_field(
+    client: TestClient, console_user: MakeUser, seeded: Database
+) -> None:
+    token = signed_in(client, console_user)
+    shown = client.get("/declare/mass-delay?mode=drill")
+    assert 'name="cron"' in shown.text  # offered for drills
+    assert 'name="cron"' not in client.get("/declare/mass-delay").text  # not for live
+    form = {**FORM, "csrf": token, "intent": "declare", "mode": "drill"}
+    bad = client.post("/declare/mass-delay", data={**form, "cron": "every tuesday"})
+    assert bad.status_code == 422 and error_ids(bad.text) == {"cron"}
+    live = client.post("/declare/mass-delay", data={**form, "mode": "live", "cron": "0 10 * * 2"})
+    assert live.status_code == 422 and error_ids(live.text) == {"cron"}
+    added = client.post(
+        "/declare/mass-delay", data={**form, "cron": "0 10 * * 2"}, follow_redirects=False
+    )
+    assert added.status_code == 303 and added.headers["location"] == "/drills#schedules"
+    assert count_rows(seeded, Incident) == 0  # nothing starts now
+    with seeded.reading() as session:
+        (schedule,) = session.scalars(select(DrillSchedule)).all()
+        assert (schedule.playbook_id, schedule.cron) == ("mass-delay", "0 10 * * 2")
+        assert schedule.next_run_at is not None
+    assert "0 10 * * 2" in client.get("/drills").text

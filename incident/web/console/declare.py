@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from incident import idempotency, response
+from incident import drills, idempotency, response
 from incident.errors import FieldError, IdempotencyMismatch, ValidationFailed
 from incident.playbook import LEVELS, Playbook
 from incident.security import Principal
@@ -100,6 +100,12 @@ async def submit(request: Request, user: Principal) -> Response:
             request, user, playbook, values=values, errors=field_errors(problems), status=422
         )
     assert isinstance(severity, str)
+    cron = values.get("cron", "").strip()
+    if cron and values.get("intent") != "preview":
+        if mode != "drill":
+            errors = {"cron": "只有演练可以按计划重复。Only drills repeat on a schedule."}
+            return _form(request, user, playbook, values=values, errors=errors, status=422)
+        return await _schedule(request, user, playbook, values, severity, title, facts, cron)
     if values.get("intent") == "preview":
         names = await read(request, Names.load)
         rows = await run_in_threadpool(
@@ -154,6 +160,44 @@ async def submit(request: Request, user: Principal) -> Response:
         return _form(request, user, playbook, values=values, errors=errors, status=422)
     flash(request, "已启动响应。", "Declared.", "ok")
     return see_other(f"/incidents/{incident_id}")
+
+
+async def _schedule(
+    request: Request,
+    user: Principal,
+    playbook: Playbook,
+    values: dict[str, str],
+    severity: str,
+    title: str,
+    facts: dict[str, Any],
+    cron: str,
+) -> Response:
+    """A drill that repeats: a schedule (cron in the centre's time zone), nothing now."""
+    state = state_of(request)
+
+    def run(session: Session, now: datetime) -> str:
+        schedule = drills.add_schedule(
+            session=session,
+            now=now,
+            zone=state.settings.zone,
+            catalog=state.catalog,
+            playbook_id=playbook.id,
+            cron=cron,
+            severity=severity,
+            facts=facts,
+            title=title,
+            actor=user.name,
+        )
+        return schedule.id
+
+    try:
+        await write(request, run)
+    except ValidationFailed as exc:
+        return _form(
+            request, user, playbook, values=values, errors=field_errors(exc.errors), status=422
+        )
+    flash(request, "演练计划已添加。", "The drill schedule is added.", "ok")
+    return see_other("/drills#schedules")
 
 
 routes = [
