@@ -48,6 +48,9 @@ def make_engine(url: str, *, lock_wait_ms: int = SQLITE_BUSY_MS, **kwargs: Any) 
     PostgreSQL's ``lock_timeout``) before it fails with an OperationalError.
     """
     parsed = make_url(url)
+    # Statement parameters carry personal data (contacts, sealed or not): never in a log line
+    # or an error message, whatever the log level.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
