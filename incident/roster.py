@@ -9,6 +9,7 @@ Overrides (swaps and additions) win over the pattern. Reading a roster file live
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -164,8 +165,11 @@ def on_duty(department_id: str, at: datetime, *, session: Session, zone: ZoneInf
     return _people_in_order(ids, session=session)
 
 
-def who_is_on_duty(at: datetime, *, session: Session, zone: ZoneInfo) -> dict[str, list[Person]]:
-    """Every department's people on duty at ``at`` (an empty list when nobody is)."""
+def who_is_on_duty(
+    at: datetime, *, session: Session, zone: ZoneInfo, active: list[Person] | None = None
+) -> dict[str, list[Person]]:
+    """Every department's people on duty at ``at`` (an empty list when nobody is); ``active``
+    are the active people when the caller has read them already."""
     local = _wall_clock(at, zone)
     patterns = session.scalars(select(RotaPattern).order_by(RotaPattern.id)).all()
     overrides = session.scalars(_current_overrides(at)).all()
@@ -176,11 +180,27 @@ def who_is_on_duty(at: datetime, *, session: Session, zone: ZoneInfo) -> dict[st
             [o for o in overrides if o.department_id == ident],
             local,
         )
-    people = {p.id: p for p in _active_people(session=session)}
+    people = {p.id: p for p in (_active_people(session=session) if active is None else active)}
     return {ident: [people[i] for i in ids if i in people] for ident, ids in duty.items()}
 
 
-def section_head(department_id: str, *, session: Session) -> Person | None:
+@dataclass(frozen=True)
+class DutySnapshot:
+    """Who is on duty at one moment and who is active, read once: for resolving several
+    levels together (filling an incident's roles) without reading the roster each time."""
+
+    on_duty: dict[str, list[Person]]
+    people: list[Person]
+
+    @classmethod
+    def load(cls, at: datetime, *, session: Session, zone: ZoneInfo) -> DutySnapshot:
+        people = _active_people(session=session)
+        return cls(who_is_on_duty(at, session=session, zone=zone, active=people), people)
+
+
+def section_head(
+    department_id: str, *, session: Session, snapshot: DutySnapshot | None = None
+) -> Person | None:
     """The department's head, or else an active section head working in it."""
     department = session.get(Department, department_id)
     if department is None:
@@ -189,7 +209,8 @@ def section_head(department_id: str, *, session: Session) -> Person | None:
         head = session.get(Person, department.head_id)
         if head is not None and head.active:
             return head
-    for person in _active_people(session=session):
+    people = snapshot.people if snapshot is not None else _active_people(session=session)
+    for person in people:
         if person.department_id == department_id and SECTION_HEAD in person.roles:
             return person
     return None
@@ -215,8 +236,10 @@ def resolve_level(
     session: Session,
     zone: ZoneInfo,
     department_id: str | None = None,
+    snapshot: DutySnapshot | None = None,
 ) -> list[Person]:
-    """The people an escalation level means at ``at``.
+    """The people an escalation level means at ``at`` (read from ``snapshot`` when given:
+    it must have been taken at ``at``).
 
     ``on_duty`` falls back to the section head when nobody is on duty; ``on_duty`` and
     ``section_head`` mean nobody without a department. A rotating role (``duty_director``)
@@ -225,21 +248,31 @@ def resolve_level(
     if level == ON_DUTY:
         if department_id is None:
             return []
-        people = on_duty(department_id, at, session=session, zone=zone)
+        people = (
+            snapshot.on_duty.get(department_id, [])
+            if snapshot is not None
+            else on_duty(department_id, at, session=session, zone=zone)
+        )
         if people:
             return people
         level = SECTION_HEAD
     if level == SECTION_HEAD:
         if department_id is None:
             return []
-        head = section_head(department_id, session=session)
+        head = section_head(department_id, session=session, snapshot=snapshot)
         return [head] if head is not None else []
     if level.startswith(PERSON_PREFIX):
         person = session.get(Person, level.removeprefix(PERSON_PREFIX))
         return [person] if person is not None and person.active else []
-    holders = people_with_role(level, session=session)
+    if snapshot is not None:
+        holders = [p for p in snapshot.people if level in p.roles]
+    else:
+        holders = people_with_role(level, session=session)
     if level in ROTATING_ROLES and holders:
-        duty = who_is_on_duty(at, session=session, zone=zone).values()
+        if snapshot is not None:
+            duty = snapshot.on_duty.values()
+        else:
+            duty = who_is_on_duty(at, session=session, zone=zone).values()
         on = {person.id for people in duty for person in people}
         return [p for p in holders if p.id in on] or holders
     return holders

@@ -45,15 +45,24 @@ PAGE_ACK_WITHIN = timedelta(minutes=10)
 _FIELDS = {"person", "note"}
 
 
-def _holder(source: Mapping[str, str], at: datetime, *, session: Session, zone: ZoneInfo) -> Any:
+def _holder(
+    source: Mapping[str, str],
+    at: datetime,
+    *,
+    session: Session,
+    zone: ZoneInfo,
+    snapshot: roster.DutySnapshot | None = None,
+) -> Any:
     kind, name = next(iter(source.items()))
     if kind == "person":
         person = session.get(Person, name)
         return person if person is not None and person.active else None
     if kind == "department":
-        people = roster.resolve_level("on_duty", at, session=session, zone=zone, department_id=name)
+        people = roster.resolve_level(
+            "on_duty", at, session=session, zone=zone, department_id=name, snapshot=snapshot
+        )
     else:
-        people = roster.resolve_level(name, at, session=session, zone=zone)
+        people = roster.resolve_level(name, at, session=session, zone=zone, snapshot=snapshot)
     return people[0] if people else None
 
 
@@ -68,14 +77,22 @@ def fill(
     """Fill every role at declaration (one timeline event); nobody is paged: the playbook's
     first stage pages the people it needs."""
     filled: list[IncidentRole] = []
+    with session.no_autoflush:  # the roster is read once for all five roles
+        snapshot = roster.DutySnapshot.load(now, session=session, zone=zone)
+        holders = {}
+        for role in ROLES:
+            source = playbook.roles.get(role) or DEFAULTS[role]
+            person = _holder(source, now, session=session, zone=zone, snapshot=snapshot)
+            if person is None and role == "commander" and role not in playbook.roles:
+                for fallback in COMMANDER_FALLBACK:
+                    person = _holder(
+                        {"role": fallback}, now, session=session, zone=zone, snapshot=snapshot
+                    )
+                    if person is not None:
+                        break
+            holders[role] = person
     for role in ROLES:
-        source = playbook.roles.get(role) or DEFAULTS[role]
-        person = _holder(source, now, session=session, zone=zone)
-        if person is None and role == "commander" and role not in playbook.roles:
-            for fallback in COMMANDER_FALLBACK:
-                person = _holder({"role": fallback}, now, session=session, zone=zone)
-                if person is not None:
-                    break
+        person = holders[role]
         row = IncidentRole(
             incident_id=incident.id,
             role=role,
