@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from incident.logs import mask_text
 from incident.models import ContactMethod, Department, Person, RotaOverride, RotaPattern
@@ -194,7 +194,7 @@ class DutySnapshot:
 
     @classmethod
     def load(cls, at: datetime, *, session: Session, zone: ZoneInfo) -> DutySnapshot:
-        people = _active_people(session=session)
+        people = _active_people(session=session, contacts=False)  # who, not how to reach
         return cls(who_is_on_duty(at, session=session, zone=zone, active=people), people)
 
 
@@ -328,8 +328,12 @@ def _first_shift(pattern: RotaPattern) -> datetime:
     return datetime.combine(pattern.starts_on, time.fromisoformat(pattern.start_time))
 
 
-def _active_people(*, session: Session) -> list[Person]:
-    return list(session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.id)))
+def _active_people(*, session: Session, contacts: bool = True) -> list[Person]:
+    """Active people by id; without ``contacts`` their contact methods load only if used."""
+    query = select(Person).where(Person.active.is_(True)).order_by(Person.id)
+    if not contacts:
+        query = query.options(lazyload(Person.contacts))
+    return list(session.scalars(query))
 
 
 def _people_in_order(ids: list[str], *, session: Session) -> list[Person]:
