@@ -11,14 +11,16 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from incident.models import Incident, TimelineEvent
 
 GENESIS = "0" * 64
+_EVENTS = cast(Table, TimelineEvent.__table__)
+_INCIDENTS = cast(Table, Incident.__table__)
 
 
 class Kind(StrEnum):
@@ -84,23 +86,26 @@ def append(
     actor: str | None = None,
     dedup_key: str | None = None,
 ) -> TimelineEvent | None:
-    """Append one event; with ``dedup_key``, an event already recorded is not added twice."""
-    session.flush()
+    """Append one event; with ``dedup_key``, an event already recorded is not added twice.
+
+    Three Core statements on the session's connection (no unit of work: every state change
+    writes one or more events, so this is on the hot path of declaring and firing)."""
+    session.flush()  # the incident row and whatever the caller changed go first
+    conn = session.connection()
     if dedup_key is not None:
-        seen = session.scalar(
-            select(TimelineEvent.id).where(
-                TimelineEvent.incident_id == incident.id, TimelineEvent.dedup_key == dedup_key
+        seen = conn.execute(
+            select(_EVENTS.c.id).where(
+                _EVENTS.c.incident_id == incident.id, _EVENTS.c.dedup_key == dedup_key
             )
-        )
+        ).first()
         if seen is not None:
             return None
     # The UPDATE takes the incident's row lock, so concurrent appends get distinct sequences.
-    seq, prev = session.execute(
-        update(Incident)
-        .where(Incident.id == incident.id)
-        .values(timeline_seq=Incident.timeline_seq + 1)
-        .returning(Incident.timeline_seq, Incident.timeline_head),
-        execution_options={"synchronize_session": False},
+    seq, prev = conn.execute(
+        update(_INCIDENTS)
+        .where(_INCIDENTS.c.id == incident.id)
+        .values(timeline_seq=_INCIDENTS.c.timeline_seq + 1)
+        .returning(_INCIDENTS.c.timeline_seq, _INCIDENTS.c.timeline_head)
     ).one()
     prev_hash = prev or GENESIS
     payload = data or {}
@@ -115,16 +120,26 @@ def append(
         prev_hash=prev_hash,
         hash=_digest(prev_hash, incident.id, seq, str(kind), at, actor, payload),
     )
-    session.add(event)
-    session.execute(
-        update(Incident).where(Incident.id == incident.id).values(timeline_head=event.hash),
-        execution_options={"synchronize_session": False},
+    event.id = conn.execute(
+        insert(_EVENTS)
+        .values(
+            incident_id=event.incident_id,
+            seq=seq,
+            kind=event.kind,
+            at=at,
+            actor=actor,
+            data=payload,
+            dedup_key=dedup_key,
+            prev_hash=prev_hash,
+            hash=event.hash,
+        )
+        .returning(_EVENTS.c.id)
+    ).scalar_one()
+    conn.execute(
+        update(_INCIDENTS).where(_INCIDENTS.c.id == incident.id).values(timeline_head=event.hash)
     )
-    session.flush()
-    incident.timeline_seq = seq
-    incident.timeline_head = event.hash
     session.expire(incident, ["timeline_seq", "timeline_head"])
-    return event
+    return event  # a record of what was written (not in the session)
 
 
 def events(
