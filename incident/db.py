@@ -5,6 +5,7 @@ bounded time rather than a request that hangs."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -81,21 +82,36 @@ def is_sqlite(engine: Engine) -> bool:
 class Database:
     """An engine with its session factories: one for writes, one for reads."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, lock_wait_ms: int = SQLITE_BUSY_MS) -> None:
         self.engine = engine
         self._write = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer. Threads of this process queue for it here, woken the moment
+        # it is free, rather than in SQLite's busy handler, which polls every 100 ms and can
+        # starve one thread (the embedded worker) while others keep taking the lock.
+        self._writer = threading.RLock() if is_sqlite(engine) else None
+        self._lock_wait = lock_wait_ms / 1000
         read_engine = engine.execution_options(sqlite_begin="DEFERRED")
         self._read = sessionmaker(read_engine, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
-        return cls(make_engine(url, **kwargs))
+        wait = int(kwargs.get("lock_wait_ms", SQLITE_BUSY_MS))
+        return cls(make_engine(url, **kwargs), lock_wait_ms=wait)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction: commits on exit, rolls back on error."""
-        with self._write() as session, session.begin():
-            yield session
+        if self._writer is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        if not self._writer.acquire(timeout=self._lock_wait):
+            raise PoolTimeout("waited too long for the database's write lock")
+        try:
+            with self._write() as session, session.begin():
+                yield session
+        finally:
+            self._writer.release()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

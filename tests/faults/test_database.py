@@ -125,7 +125,7 @@ def app_db(
     request: pytest.FixtureRequest, outage: Outage, roster_doc: roster.RosterDoc
 ) -> Iterator[Database]:
     """The app's database, through the outage's URL, with a short lock wait."""
-    db = Database(make_engine(outage.url, lock_wait_ms=LOCK_WAIT_MS))
+    db = Database(make_engine(outage.url, lock_wait_ms=LOCK_WAIT_MS), lock_wait_ms=LOCK_WAIT_MS)
     request.node.stash[_DATABASES].append(db)
     with db.transaction() as session:
         roster.apply_roster(roster_doc, session=session)
@@ -260,7 +260,7 @@ def test_terminated_backends_are_replaced_by_the_pool(
 
 def test_a_request_lock_wait_is_bounded_on_both_databases(database_url: str) -> None:
     """The engine's lock wait is what turns a held lock into an error (503) in bounded time."""
-    db = Database(make_engine(database_url, lock_wait_ms=LOCK_WAIT_MS))
+    db = Database(make_engine(database_url, lock_wait_ms=LOCK_WAIT_MS), lock_wait_ms=LOCK_WAIT_MS)
     try:
         with db.engine.connect() as conn:
             if PG_URL:
