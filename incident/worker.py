@@ -171,6 +171,11 @@ class Worker:
         messages = []
         for row in rows:
             job = by_delivery[row.id]
+            if row.id in self._in_flight:
+                # Its lease ran out while the send was still retrying and this worker claimed
+                # the job again: the send under way will record it; do not send it twice.
+                self._in_flight[row.id] = job
+                continue
             if row.status != "queued" or self.sender is None:
                 skip.append(job)  # already recorded, held back, or a simulation: send nothing
                 continue
@@ -208,7 +213,8 @@ class Worker:
                 break
         if not outcomes:
             return 0
-        done = [(self._in_flight[o.delivery_id], o) for o in outcomes]
+        flying = self._in_flight
+        done = [(flying[o.delivery_id], o) for o in outcomes if o.delivery_id in flying]
         try:
             with self.db.transaction() as session:
                 session.connection()  # take the write lock first: "now" is after any wait
