@@ -19,12 +19,12 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -183,17 +183,33 @@ class _Wait:
         return float(self._jitter(state))
 
 
+class Channel(Protocol):
+    """One kind of address (by URL scheme): makes one attempt at sending a message.
+
+    Returns None when the receiver took it, else a :class:`Transient` or :class:`Permanent`
+    error saying why not; it may also raise ``TimeoutError``, ``OSError`` or
+    ``aiohttp.ClientError`` (all transient)."""
+
+    async def attempt(self, message: Message) -> Exception | None: ...
+
+
 class Sender:
-    """Sends messages concurrently on its own event loop thread, bounded in flight."""
+    """Sends messages concurrently on its own event loop thread, bounded in flight.
+
+    ``channels`` adds or replaces channels by URL scheme (tests and the simulator plug
+    loopback stand-ins in here); the built-in ones are the webhook fast path, apprise and
+    the demo inbox."""
 
     def __init__(
         self,
         policy: SendPolicy | None = None,
         *,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        channels: Mapping[str, Channel] | None = None,
     ) -> None:
         self.policy = policy or SendPolicy()
         self._sleep = sleep or asyncio.sleep
+        self._channels = dict(channels or {})
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="incident-sender", daemon=True
@@ -292,7 +308,10 @@ class Sender:
         scheme = message.address.split("://", 1)[0].lower()
         error: Exception | None
         try:
-            if scheme in DEMO_SCHEMES:
+            channel = self._channels.get(scheme)
+            if channel is not None:
+                error = await channel.attempt(message)
+            elif scheme in DEMO_SCHEMES:
                 error = None
             elif scheme in WEBHOOK_SCHEMES:
                 error = await self._webhook(message)
