@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -36,8 +35,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -46,6 +43,7 @@ from incident.logs import get_logger
 log = get_logger(__name__)
 
 WEBHOOK_SCHEMES = {"json", "jsons", "form", "forms"}
+MAX_RETRY_AFTER_SECONDS = 3600.0
 DEMO_SCHEMES = {"inbox"}
 
 
@@ -56,11 +54,14 @@ class Message:
     template is parsed once however many numbers it is sent to."""
 
     delivery_id: int
-    address: str
-    subject: str
-    body: str
+    # Addresses, texts and values may hold a phone number: never in a repr (asyncio prints
+    # the callbacks of pending tasks, and so the message, when a loop is torn down).
+    address: str = field(repr=False)
+    subject: str = field(repr=False)
+    body: str = field(repr=False)
     idempotency_key: str
-    values: dict[str, str] | None = None
+    values: dict[str, str] | None = field(default=None, repr=False)
+    tried: int = 0  # attempts made for this delivery before (earlier runs of its job)
 
     def resolved_address(self) -> str:
         """The address with its placeholders filled (URL-quoted)."""
@@ -91,22 +92,40 @@ class Try:
 
 @dataclass
 class Outcome:
+    """What sending did. Final unless the send was handed back: ``released`` (its worker
+    may no longer send it: lease lost, worker stopping) or deferred to ``retry_at`` (the
+    receiver asked to wait longer than the send may stay in flight)."""
+
     delivery_id: int
     tries: list[Try] = field(default_factory=list)
+    retry_at: datetime | None = None
+    released: bool = False
+    note: str | None = None  # why there is no attempt, when there is none
 
     @property
     def delivered(self) -> bool:
         return bool(self.tries) and self.tries[-1].outcome == "delivered"
 
+    @property
+    def final(self) -> bool:
+        return not self.released and self.retry_at is None
+
+
+Fence = Callable[[Message], bool]
+"""Whether a message may be sent now (its worker still holds the job's lease)."""
+
+
+class Fenced(Exception):
+    """The fence said no just before an attempt: nothing was sent."""
+
 
 def _outcome_of(task: asyncio.Task[Outcome], message: Message) -> Outcome:
-    if task.cancelled() or task.exception() is not None:
-        log.error(
-            "send_crashed",
-            delivery_id=message.delivery_id,
-            error=str(None if task.cancelled() else task.exception()),
-        )
-        return Outcome(message.delivery_id)
+    if task.cancelled():  # the sender closed under it: whether it arrived is unknown
+        return Outcome(message.delivery_id, released=True)
+    error = task.exception()
+    if error is not None:
+        log.error("send_crashed", delivery_id=message.delivery_id, error_type=type(error).__name__)
+        return Outcome(message.delivery_id, note=f"send crashed: {type(error).__name__}")
     return task.result()
 
 
@@ -165,22 +184,38 @@ class _Wait:
         self._jitter = wait_random_exponential(
             multiplier=policy.backoff_seconds, max=policy.max_backoff_seconds
         )
-        self._first = min(policy.backoff_seconds, policy.max_backoff_seconds)
-        self._cap = policy.max_backoff_seconds * 6
-
-    @property
-    def cap(self) -> float:
-        return self._cap
-
-    def first(self) -> float:
-        """The wait before the second attempt (tenacity's formula for attempt one)."""
-        return random.uniform(0, self._first)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self._cap)
+            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
         return float(self._jitter(state))
+
+
+class _Bound:
+    """tenacity's stop: the attempts are spent, or the next wait would end past the send's
+    deadline. In the second case the send is deferred to ``resume_at`` rather than held in
+    flight (a long ``Retry-After`` must not outlive the job's lease: the job is released
+    and rescheduled, the delivery stays one delivery)."""
+
+    def __init__(self, attempts: int, deadline: datetime, now: Callable[[], datetime]) -> None:
+        self.attempts = attempts
+        self.deadline = deadline
+        self.now = now
+        self.resume_at: datetime | None = None
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.attempts:
+            return True
+        resume = self.now() + timedelta(seconds=state.upcoming_sleep)
+        if resume > self.deadline:
+            self.resume_at = resume
+            return True
+        return False
+
+
+class _Stopping(Exception):
+    """The sender is stopping: a send waiting between attempts is handed back."""
 
 
 class Channel(Protocol):
@@ -206,9 +241,11 @@ class Sender:
         *,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         channels: Mapping[str, Channel] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.policy = policy or SendPolicy()
         self._sleep = sleep or asyncio.sleep
+        self._now = now or (lambda: datetime.now(UTC))
         self._channels = dict(channels or {})
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -223,6 +260,9 @@ class Sender:
         self._http: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=self.policy.attempt_timeout)
         self._limit: asyncio.Semaphore | None = None
+        self._stopping = threading.Event()
+        self._wake_sleepers: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Outcome]] = set()
         # apprise loads its plugins on first use (~0.3 s): do it now, not on the event loop
         apprise.Apprise.instantiate("json://localhost")
 
@@ -231,16 +271,25 @@ class Sender:
         """Start sending; the future resolves with every attempt's outcome."""
         return asyncio.run_coroutine_threadsafe(self.send(message), self._loop)
 
-    def submit_batch(self, messages: list[Message], done: Callable[[Outcome], None]) -> None:
+    def submit_batch(
+        self,
+        messages: list[Message],
+        done: Callable[[Outcome], None],
+        fence: Fence | None = None,
+    ) -> None:
         """Start sending many with one hand-over to the sender's loop; ``done`` is called
-        (on the loop's thread) with each outcome as it finishes. It must be thread-safe."""
+        (on the loop's thread) with each outcome as it finishes. It must be thread-safe.
+        ``fence`` is asked just before every attempt whether the message may still be sent
+        (a worker frozen past its lease must not send what another worker took over)."""
 
         def finished(message: Message, task: asyncio.Task[Outcome]) -> None:
+            self._tasks.discard(task)
             done(_outcome_of(task, message))
 
         def start() -> None:
             for message in messages:
-                task = self._loop.create_task(self.send(message))
+                task = self._loop.create_task(self.send(message, fence))
+                self._tasks.add(task)
                 task.add_done_callback(functools.partial(finished, message))
 
         self._loop.call_soon_threadsafe(start)
@@ -248,13 +297,34 @@ class Sender:
     def send_now(self, message: Message, timeout: float | None = None) -> Outcome:
         return self.submit(message).result(timeout)
 
+    def stop_sending(self) -> None:
+        """Begin a stop: sends waiting for their turn or between attempts are handed back at
+        once (``released``); attempts under way finish (bounded by the attempt timeout)."""
+        self._stopping.set()
+
+        def wake() -> None:
+            if self._wake_sleepers is not None:
+                self._wake_sleepers.set()
+
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(wake)
+
     def close(self) -> None:
+        """Stop the loop: sends still under way are cancelled (their ``done`` callbacks see
+        them released) and awaited, so no task is left pending."""
+
         async def _close() -> None:
+            pending = [t for t in self._tasks if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
             if self._http is not None:
                 await self._http.close()
 
+        self._stopping.set()
         if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(_close(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(_close(), self._loop).result(15)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         if not self._loop.is_running() and not self._loop.is_closed():
@@ -262,48 +332,79 @@ class Sender:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- sending -------------------------------------------------------------------------
-    async def send(self, message: Message) -> Outcome:
+    async def send(self, message: Message, fence: Fence | None = None) -> Outcome:
         if self._limit is None:
             self._limit = asyncio.Semaphore(self.policy.in_flight)
         outcome = Outcome(message.delivery_id)
         async with self._limit:
             try:
                 # Most deliveries succeed at once: only a transient failure pays for tenacity.
-                await self._attempt(message, outcome)
+                await self._attempt(message, outcome, fence)
             except Transient as error:
-                await self._retry(message, outcome, error)
+                await self._retry(message, outcome, error, fence)
             except Permanent:
                 pass  # recorded in outcome.tries
+            except (Fenced, _Stopping):
+                outcome.released = True
         return outcome
 
-    async def _retry(self, message: Message, outcome: Outcome, error: Transient) -> None:
+    async def _retry(
+        self, message: Message, outcome: Outcome, error: Transient, fence: Fence | None
+    ) -> None:
         """The attempts after a transient failure: backoff with jitter, Retry-After honoured,
-        bounded in attempts and in total time (counted from the first attempt)."""
-        if self.policy.attempts <= 1:
-            return
-        first = outcome.tries[0].started_at
-        spent = (datetime.now(UTC) - first).total_seconds()
-        wait = _Wait(self.policy)
-        retry_after = error.retry_after
+        bounded in attempts (counting earlier runs of the job) and in time: a wait that
+        would end past ``total_seconds`` from the first attempt defers the send instead."""
+        bound = _Bound(
+            self.policy.attempts - message.tried,
+            outcome.tries[0].started_at + timedelta(seconds=self.policy.total_seconds),
+            self._now,
+        )
+        replay: Transient | None = error  # the first attempt, already made
         try:
-            await self._sleep(
-                min(retry_after, wait.cap) if retry_after is not None else wait.first()
-            )
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.policy.attempts - 1)
-                | stop_after_delay(max(0.0, self.policy.total_seconds - spent)),
-                wait=wait,
+                stop=bound,
+                wait=_Wait(self.policy),
                 retry=retry_if_exception_type(Transient),
-                sleep=self._sleep,
+                sleep=self._pause,
                 reraise=True,
             ):
                 with attempt:
-                    await self._attempt(message, outcome)
-        except (Transient, Permanent):
+                    if replay is not None:
+                        failed, replay = replay, None
+                        raise failed
+                    await self._attempt(message, outcome, fence)
+        except Transient:
+            outcome.retry_at = bound.resume_at  # None: the attempts are spent
+        except Permanent:
             pass  # recorded in outcome.tries
+        except (Fenced, _Stopping):
+            outcome.released = True
 
-    async def _attempt(self, message: Message, outcome: Outcome) -> None:
-        started = datetime.now(UTC)
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between attempts; a stop ends the sleep and hands the send back."""
+        if self._stopping.is_set():
+            raise _Stopping
+        if self._wake_sleepers is None:
+            self._wake_sleepers = asyncio.Event()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        stop = asyncio.ensure_future(self._wake_sleepers.wait())
+        try:
+            await asyncio.wait((sleeper, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (sleeper, stop):
+                if not waiting.done():
+                    waiting.cancel()
+        if self._stopping.is_set():
+            raise _Stopping
+
+    async def _attempt(
+        self, message: Message, outcome: Outcome, fence: Fence | None = None
+    ) -> None:
+        if self._stopping.is_set():
+            raise _Stopping
+        if fence is not None and not fence(message):
+            raise Fenced
+        started = self._now()
         t0 = time.perf_counter()
         scheme = message.address.split("://", 1)[0].lower()
         error: Exception | None

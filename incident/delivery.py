@@ -199,11 +199,18 @@ class Recorded:
 
 
 def record_outcomes(
-    outcomes: Mapping[int, list[Attempt]], *, session: Session, now: datetime
+    outcomes: Mapping[int, list[Attempt]],
+    *,
+    session: Session,
+    now: datetime,
+    notes: Mapping[int, str] | None = None,
+    final: bool = True,
 ) -> list[Recorded]:
     """Store the attempts and final status of many deliveries, set-based (Core statements,
     no ORM objects: a broadcast records thousands). A delivery already delivered or failed
-    was recorded by an earlier run of its job and is left as it is."""
+    was recorded by an earlier run of its job and is left as it is. ``notes`` say why a
+    delivery has no attempt. With ``final=False`` only the attempts are stored: the
+    delivery stays queued (its send was deferred or handed back) and nothing is returned."""
     if not outcomes:
         return []
     table = cast(Table, Delivery.__table__)
@@ -216,6 +223,7 @@ def record_outcomes(
     attempt_rows: list[dict[str, object]] = []
     delivered: list[dict[str, object]] = []
     failed: list[dict[str, object]] = []
+    counted: list[dict[str, object]] = []
     recorded: list[Recorded] = []
     for row in found:
         if row.status in ("delivered", "failed"):
@@ -236,16 +244,21 @@ def record_outcomes(
                 }
             )
         last = attempts[-1] if attempts else None
-        if last is not None and last.outcome == "delivered":
+        if not final:
+            if attempts:
+                counted.append({"b_id": row.id, "b_attempts": number})
+        elif last is not None and last.outcome == "delivered":
             delivered.append({"b_id": row.id, "b_attempts": number})
             recorded.append(Recorded(row.id, "delivered", row.purpose, row.channel))
         else:
-            error = (last.error if last else None) or "no attempt made"
+            error = (last.error if last else None) or (notes or {}).get(row.id) or "no attempt made"
             failed.append({"b_id": row.id, "b_attempts": number, "b_error": error})
             recorded.append(Recorded(row.id, "failed", row.purpose, row.channel))
     if attempt_rows:
         conn.execute(insert(cast(Table, DeliveryAttempt.__table__)), attempt_rows)
     where = table.c.id == bindparam("b_id")
+    if counted:
+        conn.execute(update(table).where(where).values(attempts=bindparam("b_attempts")), counted)
     if delivered:
         conn.execute(
             update(table)

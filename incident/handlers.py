@@ -104,20 +104,31 @@ def send_bundle(job: Claimed, session: Session, now: datetime, ctx: Context) -> 
     paging.send_bundle(str(job.payload["address_hash"]), session=session, now=now)
 
 
+def attempts_of(outcome: Outcome) -> list[delivery.Attempt]:
+    """The attempts a send made, as the delivery records them."""
+    return [
+        delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
+        for t in outcome.tries
+    ]
+
+
 def record_sent(
     outcomes: list[Outcome], *, session: Session, now: datetime, ctx: Context
 ) -> list[delivery.Recorded]:
-    """Store what sending did for many deliveries at once, and move their pages on."""
-    recorded = delivery.record_outcomes(
-        {
-            o.delivery_id: [
-                delivery.Attempt(t.started_at, t.duration_ms, t.outcome, t.status_code, t.error)
-                for t in o.tries
-            ]
-            for o in outcomes
-        },
+    """Store what sending did for many deliveries at once, and move their pages on. Sends
+    that were deferred or handed back keep their delivery queued (attempts stored)."""
+
+    delivery.record_outcomes(
+        {o.delivery_id: attempts_of(o) for o in outcomes if not o.final},
         session=session,
         now=now,
+        final=False,
+    )
+    recorded = delivery.record_outcomes(
+        {o.delivery_id: attempts_of(o) for o in outcomes if o.final},
+        session=session,
+        now=now,
+        notes={o.delivery_id: o.note for o in outcomes if o.final and o.note},
     )
     # Only pages and the demo inbox need more than the status: load just those, as stored now.
     wanted = [r.id for r in recorded if r.purpose == "page" or r.channel == "inbox"]

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, event, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incident.models import Job
+from incident.models import Job, WorkerHeartbeat
 
 ENQUEUED_FLAG = "incident.jobs_enqueued"
 NOTIFY_CHANNEL = "incident_jobs"
@@ -107,19 +107,36 @@ def enqueue_many(session: Session, new: list[NewJob]) -> None:
     session.info[ENQUEUED_FLAG] = True
 
 
-def _due(now: datetime) -> Any:
-    return or_(
+def _due(now: datetime, stale_after: timedelta | None) -> Any:
+    due = [
         and_(Job.status == "queued", Job.run_at <= now),
         and_(Job.status == "running", Job.lease_until < now),
-    )
+    ]
+    if stale_after is not None:
+        # A worker known dead (silent past ``stale_after``, or stopped) holds nothing: its
+        # jobs are taken over now, not when their lease runs out.
+        dead = select(WorkerHeartbeat.owner).where(
+            or_(
+                WorkerHeartbeat.beat_at < now - stale_after, WorkerHeartbeat.stopped_at.is_not(None)
+            )
+        )
+        due.append(and_(Job.status == "running", Job.lease_owner.in_(dead)))
+    return or_(*due)
 
 
 def claim(
-    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int = 50
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 50,
+    stale_after: timedelta | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs (or jobs whose lease expired), oldest first, in one
-    ``UPDATE ... RETURNING`` (PostgreSQL: the ids are picked ``FOR UPDATE SKIP LOCKED``)."""
-    picked = select(Job.id).where(_due(now)).order_by(Job.run_at, Job.id).limit(limit)
+    """Take up to ``limit`` due jobs (or jobs whose lease expired, or whose worker is known
+    dead), oldest first, in one ``UPDATE ... RETURNING`` (PostgreSQL: the ids are picked
+    ``FOR UPDATE SKIP LOCKED``)."""
+    picked = select(Job.id).where(_due(now, stale_after)).order_by(Job.run_at, Job.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         picked = picked.with_for_update(skip_locked=True)
     rows = session.execute(
@@ -138,6 +155,47 @@ def claim(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: (c.run_at, c.id))
+
+
+def extend(session: Session, job_ids: list[int], *, owner: str, until: datetime) -> set[int]:
+    """Extend the lease of claimed jobs still ours (sends under way); return those."""
+    if not job_ids:
+        return set()
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == "running", Job.lease_owner == owner)
+        .values(lease_until=until)
+        .returning(Job.id),
+        execution_options={"synchronize_session": False},
+    )
+    return {int(r) for r in rows.scalars()}
+
+
+def release(
+    session: Session, runs: dict[int, datetime], *, owner: str, error: str | None = None
+) -> set[int]:
+    """Hand claimed jobs back to the queue, each to run again at its time; only those still
+    ours (return them). The claim already counted the attempt."""
+    if not runs:
+        return set()
+    ours = still_ours(session, list(runs), owner=owner)
+    rows = [{"b_id": job_id, "b_run_at": runs[job_id]} for job_id in sorted(ours)]
+    if rows:
+        values: dict[str, Any] = {
+            "status": "queued",
+            "run_at": bindparam("b_run_at"),
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if error is not None:
+            values["last_error"] = error[:2000]
+        session.connection().execute(
+            update(cast(Table, Job.__table__))
+            .where(Job.__table__.c.id == bindparam("b_id"))
+            .values(**values),
+            rows,
+        )
+    return ours
 
 
 def _owned(session: Session, job_id: int, owner: str, **values: Any) -> None:

@@ -44,7 +44,9 @@ class Settings:
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
     database_wait_seconds: float = 60.0
-    worker_heartbeat_seconds: float = 5.0
+    worker_heartbeat_seconds: float = 1.0
+    worker_takeover_seconds: float = 3.0
+    worker_stop_seconds: float = 8.0
     worker_listen: bool = True
     auditor_interval_seconds: float = 10.0
     auditor_worker_stale_seconds: float = 30.0

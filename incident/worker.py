@@ -5,6 +5,22 @@ completion. ``delivery.send`` jobs are handed to the :class:`~incident.channels.
 sends many at once off this thread; their outcomes come back and are recorded in batches, one
 transaction per batch, so durable delivery costs little more than sending.
 
+What keeps a page to one send when workers die, freeze or stop (#14):
+
+- A heartbeat thread records every ``worker_heartbeat_seconds`` that this worker is alive and
+  extends the leases of its sends under way. A worker silent for ``worker_takeover_seconds``
+  (or marked stopped) is dead to the others: they take its jobs over at once.
+- Every attempt is fenced: just before it, the sender asks whether this worker still holds
+  the job (its lease has not run out, and its last heartbeat is recent enough that nobody
+  can have declared it dead). A process frozen past that (SIGSTOP, a VM pause) wakes up and
+  hands its sends back instead of sending them again.
+- A receiver asking to wait longer than the send may stay in flight defers the delivery:
+  its job is released and rescheduled for that time.
+- A stop (SIGTERM) claims nothing more, hands back the sends that wait, lets attempts under
+  way finish for up to ``worker_stop_seconds``, records everything, and says it stopped.
+- Jobs whose run failed because the database went away are handed back as soon as it
+  answers again, not when their lease runs out.
+
 ``incident serve`` runs one in a thread beside the web app; ``incident worker`` runs one alone.
 Tests drive it with :meth:`Worker.drain` and a frozen clock.
 """
@@ -17,18 +33,18 @@ import socket
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from incident import jobs, operations, passengers
+from incident import delivery, jobs, operations, passengers
 from incident.channels import Message, Outcome, Sender
 from incident.clock import Clock
 from incident.db import Database, database_unavailable
 from incident.delivery import SEND_JOB
-from incident.handlers import HANDLERS, Context, Handler, record_sent
+from incident.handlers import HANDLERS, Context, Handler, attempts_of, record_sent
 from incident.logs import get_logger
 from incident.models import Delivery, new_id
 
@@ -66,35 +82,62 @@ class Worker:
         self.sender = sender
         self.handlers = handlers or HANDLERS
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
-        self.max_attempts = ctx.settings.job_max_attempts
-        self.in_flight_limit = max(1, ctx.settings.delivery_in_flight)
+        settings = ctx.settings
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.takeover = timedelta(seconds=settings.worker_takeover_seconds)
+        self.max_attempts = settings.job_max_attempts
+        self.in_flight_limit = max(1, settings.delivery_in_flight)
         self.wake = threading.Event()
         self._stop = threading.Event()
+        self._stopping = False  # no attempt may start (set when a stop begins)
         self._thread: threading.Thread | None = None
+        self._beater: threading.Thread | None = None
+        self._flight = threading.Lock()  # guards _in_flight and _lease_until
         self._in_flight: dict[int, jobs.Claimed] = {}  # delivery id -> its send job
+        self._lease_until: dict[int, datetime] = {}  # delivery id -> its job's lease, as known
+        # None until this worker's first heartbeat: others cannot declare it dead before that
+        self._alive_until: datetime | None = None
+        self._orphans: dict[int, datetime] = {}  # jobs to hand back once the database answers
         self._jobs_done = 0
         self._started_at = clock.now()
-        self._last_beat = 0.0
         self._listener: threading.Thread | None = None
         self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
     # -- one round -------------------------------------------------------------------------
     def run_due(self, limit: int = 500) -> int:
         """Record finished sends, then claim and start the jobs due now; return how many."""
+        self._hand_back_orphans()
         recorded = self.record_finished()
         room = self.in_flight_limit - len(self._in_flight)
+        if self._alive_until is not None and self.clock.now() >= self._alive_until:
+            self.heartbeat()  # the fence would refuse every send: prove we are alive first
         now = self.clock.now()
         with self.db.transaction() as session:
             claimed = jobs.claim(
-                session, owner=self.owner, now=now, lease=self.lease, limit=max(1, min(limit, room))
+                session,
+                owner=self.owner,
+                now=now,
+                lease=self.lease,
+                limit=max(1, min(limit, room)),
+                stale_after=self.takeover,
             )
         sends = [job for job in claimed if job.kind == SEND_JOB]
-        if sends:
-            self._start_sends(sends)
-        for job in claimed:
-            if job.kind != SEND_JOB:
+        others = [job for job in claimed if job.kind != SEND_JOB]
+        try:
+            if sends:
+                self._start_sends(sends, lease_until=now + self.lease)
+            for job in others:
                 self._run(job)
+        except Exception:
+            # The database went away mid-round: what was claimed and not sending goes back
+            # as soon as it answers, not when the lease runs out (handing back a job that
+            # finished meanwhile changes nothing: only running jobs still ours go back).
+            with self._flight:
+                started = {job.id for job in self._in_flight.values()}
+            for job in claimed:
+                if job.id not in started:
+                    self._orphans.setdefault(job.id, job.run_at)
+            raise
         self._jobs_done += len(claimed) - len(sends) + recorded
         return len(claimed) + recorded
 
@@ -128,6 +171,10 @@ class Worker:
             except jobs.LeaseLost:
                 log.warning("job_lease_lost")
             except Exception as exc:  # a failing handler must never stop the worker
+                if database_unavailable(exc):
+                    # Not the job's fault: hand it back as soon as the database answers.
+                    self._orphans[job.id] = job.run_at
+                    raise
                 self._record_failure(job, exc)
 
     def _record_failure(self, job: jobs.Claimed, exc: Exception) -> None:
@@ -149,9 +196,25 @@ class Worker:
                     log.warning("job_retry", job_id=job.id, attempts=job.attempts, error=error)
         except jobs.LeaseLost:
             log.warning("job_lease_lost", job_id=job.id)
+        except Exception as failure:
+            if database_unavailable(failure):
+                self._orphans[job.id] = job.run_at
+            raise
+
+    def _hand_back_orphans(self) -> None:
+        """Jobs whose run the database cut short: queue them again now it answers."""
+        if not self._orphans:
+            return
+        orphans = dict(self._orphans)
+        with self.db.transaction() as session:
+            back = jobs.release(session, orphans, owner=self.owner)
+        for job_id in orphans:
+            self._orphans.pop(job_id, None)
+        if back:
+            log.info("jobs_handed_back", count=len(back), reason="database_outage")
 
     # -- sending ---------------------------------------------------------------------------
-    def _start_sends(self, claimed: list[jobs.Claimed]) -> None:
+    def _start_sends(self, claimed: list[jobs.Claimed], *, lease_until: datetime) -> None:
         by_delivery = {int(job.payload["delivery_id"]): job for job in claimed}
         with self.db.reading() as session:
             rows = session.execute(
@@ -163,33 +226,66 @@ class Worker:
                     Delivery.body,
                     Delivery.idempotency_key,
                     Delivery.purpose,
+                    Delivery.attempts,
                 ).where(Delivery.id.in_(by_delivery))
             ).all()
         skip: list[jobs.Claimed] = []
         found = {row.id for row in rows}
         skip.extend(job for d, job in by_delivery.items() if d not in found)
         messages = []
-        for row in rows:
-            job = by_delivery[row.id]
-            if row.id in self._in_flight:
-                # Its lease ran out while the send was still retrying and this worker claimed
-                # the job again: the send under way will record it; do not send it twice.
+        given_up: list[Outcome] = []
+        with self._flight:
+            for row in rows:
+                job = by_delivery[row.id]
+                if row.id in self._in_flight:
+                    # Re-claimed while its send is still under way here (this worker looked
+                    # dead, or the lease ran out): the send under way records it.
+                    self._in_flight[row.id] = job
+                    self._lease_until[row.id] = lease_until
+                    continue
+                if row.status != "queued" or self.sender is None:
+                    skip.append(job)  # already recorded, held back, or a simulation
+                    continue
                 self._in_flight[row.id] = job
-                continue
-            if row.status != "queued" or self.sender is None:
-                skip.append(job)  # already recorded, held back, or a simulation: send nothing
-                continue
-            address, values = self._address_for_sending(row.purpose, row.address)
-            messages.append(
-                Message(row.id, address, row.subject, row.body, row.idempotency_key, values)
-            )
-            self._in_flight[row.id] = job
+                self._lease_until[row.id] = lease_until
+                if job.attempts > self.max_attempts:
+                    # Claimed again and again without an outcome: stop, and let the page
+                    # move on as after any failed delivery.
+                    given_up.append(Outcome(row.id, note=f"gave up: claimed {job.attempts} times"))
+                    continue
+                address, values = self._address_for_sending(row.purpose, row.address)
+                messages.append(
+                    Message(
+                        row.id,
+                        address,
+                        row.subject,
+                        row.body,
+                        row.idempotency_key,
+                        values,
+                        tried=row.attempts,
+                    )
+                )
+        for outcome in given_up:
+            self._on_sent(outcome)
         if messages and self.sender is not None:
-            self.sender.submit_batch(messages, self._on_sent)
+            self.sender.submit_batch(messages, self._on_sent, self._may_send)
         if skip:
             with self.db.transaction() as session:
                 ours = jobs.still_ours(session, [j.id for j in skip], owner=self.owner)
                 jobs.complete_many(session, sorted(ours), owner=self.owner, now=self.clock.now())
+
+    def _may_send(self, message: Message) -> bool:
+        """The fence, asked just before every attempt: this worker is not stopping, still
+        holds the job's lease, and recorded a heartbeat recently enough that no other worker
+        can have declared it dead and taken the job over."""
+        if self._stopping:
+            return False
+        now = self.clock.now()
+        lease_until = self._lease_until.get(message.delivery_id)
+        if lease_until is None or now >= lease_until:
+            return False
+        alive_until = self._alive_until
+        return alive_until is None or now < alive_until
 
     def _address_for_sending(self, purpose: str, stored: str) -> tuple[str, dict[str, str] | None]:
         """Passenger broadcasts (#5) store their address sealed: open it just before sending,
@@ -204,7 +300,9 @@ class Worker:
         self.wake.set()
 
     def record_finished(self) -> int:
-        """Record the outcomes of finished sends, many per transaction."""
+        """Record the outcomes of finished sends, many per transaction. Should one outcome
+        fail to record, the others are recorded one by one and the failing one is given up
+        as a failed delivery (its page moves on), never left to be sent again."""
         outcomes: list[Outcome] = []
         while len(outcomes) < RECORD_BATCH:
             try:
@@ -213,31 +311,88 @@ class Worker:
                 break
         if not outcomes:
             return 0
-        flying = self._in_flight
-        done = [(flying[o.delivery_id], o) for o in outcomes if o.delivery_id in flying]
         try:
-            with self.db.transaction() as session:
-                session.connection()  # take the write lock first: "now" is after any wait
-                now = self.clock.now()
-                ours = jobs.still_ours(session, [job.id for job, _ in done], owner=self.owner)
-                lost = [job.id for job, _ in done if job.id not in ours]
-                if lost:
-                    log.warning("job_lease_lost", job_ids=lost)
-                with session.no_autoflush:
-                    # Outcomes of jobs whose lease ran out are recorded too (a delivery is
-                    # recorded once; whoever holds the job now sees it sent and sends nothing).
-                    record_sent(outcomes, session=session, now=now, ctx=self.ctx)
-                jobs.complete_many(session, sorted(ours), owner=self.owner, now=now)
+            done = self._record(outcomes)
         except Exception as exc:
             if database_unavailable(exc):  # keep them: recorded once the database is back
                 for outcome in outcomes:
                     self._finished.put(outcome)
                 raise
-            cause = getattr(exc, "orig", None) or exc
-            log.error("record_failed", error_type=type(cause).__name__, count=len(done))
-        for outcome in outcomes:  # recorded, or left to their lease after a failure
-            self._in_flight.pop(outcome.delivery_id, None)
+            done = 0
+            for outcome in outcomes:
+                try:
+                    done += self._record([outcome])
+                except Exception as one:
+                    if database_unavailable(one):
+                        self._finished.put(outcome)
+                        raise
+                    done += self._give_up(outcome, one)
+        return done
+
+    def _record(self, outcomes: list[Outcome]) -> int:
+        """One transaction: store the outcomes, complete (or hand back) their jobs."""
+        with self._flight:
+            flying = dict(self._in_flight)
+        done = [(flying[o.delivery_id], o) for o in outcomes if o.delivery_id in flying]
+        with self.db.transaction() as session:
+            session.connection()  # take the write lock first: "now" is after any wait
+            now = self.clock.now()
+            ours = jobs.still_ours(session, [job.id for job, _ in done], owner=self.owner)
+            lost = [job.id for job, _ in done if job.id not in ours]
+            if lost:
+                log.warning("job_lease_lost", job_ids=lost)
+            with session.no_autoflush:
+                # Outcomes of jobs whose lease ran out are recorded too (a delivery is
+                # recorded once; whoever holds the job now sees it sent and sends nothing).
+                record_sent(outcomes, session=session, now=now, ctx=self.ctx)
+            finished = sorted(job.id for job, o in done if o.final and job.id in ours)
+            jobs.complete_many(session, finished, owner=self.owner, now=now)
+            again = {job.id: o.retry_at or now for job, o in done if not o.final}
+            jobs.release(session, again, owner=self.owner)
+        deferred = sum(1 for _, o in done if o.retry_at is not None)
+        if deferred or len(again) > deferred:
+            log.info("sends_handed_back", deferred=deferred, released=len(again) - deferred)
+        self._forget(outcomes)
         return len(done)
+
+    def _give_up(self, outcome: Outcome, exc: Exception) -> int:
+        """An outcome that cannot be recorded: the delivery fails (its page moves on if that
+        can be recorded) and its job fails, so it is neither lost nor sent again forever."""
+        cause = getattr(exc, "orig", None) or exc
+        error = f"could not record the outcome: {type(cause).__name__}"
+        log.error("record_failed", delivery_id=outcome.delivery_id, error_type=type(cause).__name__)
+        failed = Outcome(outcome.delivery_id, tries=outcome.tries, note=error)
+        if failed.delivered:  # it arrived: keep that, and only fail the job
+            failed = outcome
+        with self._flight:
+            job = self._in_flight.get(outcome.delivery_id)
+        try:
+            with self.db.transaction() as session:
+                now = self.clock.now()
+                with session.no_autoflush:
+                    delivery.record_outcomes(
+                        {failed.delivery_id: attempts_of(failed)},
+                        session=session,
+                        now=now,
+                        notes={failed.delivery_id: error},
+                    )
+                if job is not None:
+                    ours = jobs.still_ours(session, [job.id], owner=self.owner)
+                    if ours:
+                        jobs.fail(session, job.id, owner=self.owner, now=now, error=error)
+        except Exception as again:
+            if database_unavailable(again):
+                self._finished.put(outcome)
+                raise
+            log.error("record_failed_again", delivery_id=outcome.delivery_id)
+        self._forget([outcome])
+        return 1
+
+    def _forget(self, outcomes: list[Outcome]) -> None:
+        with self._flight:
+            for outcome in outcomes:
+                self._in_flight.pop(outcome.delivery_id, None)
+                self._lease_until.pop(outcome.delivery_id, None)
 
     # -- the loop --------------------------------------------------------------------------
     def seconds_until_next(self) -> float:
@@ -249,8 +404,13 @@ class Worker:
         return max(0.0, min(poll, (nxt - self.clock.now()).total_seconds()))
 
     def heartbeat(self, *, stopped: bool = False) -> None:
-        """Record that this worker is alive (or, at the end, that it stopped)."""
+        """Record that this worker is alive (or, at the end, that it stopped), and extend
+        the leases of its sends under way."""
+        with self._flight:
+            flying = {job.id: d for d, job in self._in_flight.items()}
         with self.db.transaction() as session:
+            session.connection()  # take the write lock first: "now" is after any wait
+            now = self.clock.now()
             operations.beat(
                 self.owner,
                 host=socket.gethostname(),
@@ -258,14 +418,29 @@ class Worker:
                 started_at=self._started_at,
                 jobs_done=self._jobs_done,
                 session=session,
-                now=self.clock.now(),
+                now=now,
                 stopped=stopped,
             )
+            kept = jobs.extend(session, sorted(flying), owner=self.owner, until=now + self.lease)
+        with self._flight:
+            for job_id, delivery_id in flying.items():
+                if delivery_id in self._lease_until:
+                    self._lease_until[delivery_id] = now + self.lease if job_id in kept else now
+        # Others may take our jobs once ``beat_at`` is ``takeover`` old: stop sending before.
+        margin = min(timedelta(seconds=0.5), self.takeover / 4)
+        self._alive_until = now + self.takeover - margin
 
-    def _maybe_beat(self) -> None:
-        if time.monotonic() - self._last_beat >= self.ctx.settings.worker_heartbeat_seconds:
-            self._last_beat = time.monotonic()
-            self.heartbeat()
+    def _beat_forever(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.heartbeat()
+                failures = 0
+            except Exception as exc:  # the database is away; the loop logs that too
+                failures += 1
+                if failures & (failures - 1) == 0:
+                    log.warning("heartbeat_failed", error_type=type(exc).__name__)
+            self._stop.wait(self.ctx.settings.worker_heartbeat_seconds)
 
     def _listen(self) -> None:
         """PostgreSQL: wake the loop on NOTIFY from any process that enqueued jobs."""
@@ -297,7 +472,6 @@ class Worker:
         failures = 0  # rounds failed in a row: the database is away (locked, down, restarting)
         while not self._stop.is_set():
             try:
-                self._maybe_beat()
                 ran = self.run_due()
                 if failures:
                     log.warning("worker_resumed", failed_rounds=failures)
@@ -317,11 +491,19 @@ class Worker:
                         failed_rounds=failures,
                     )
                 self._stop.wait(outage_backoff(failures, self.ctx.settings.worker_poll_seconds))
-        log.info("worker_stopped", owner=self.owner)
+        log.info("worker_stopping", owner=self.owner, in_flight=len(self._in_flight))
 
     def start(self) -> None:
         """Run the loop in a daemon thread; wake it whenever a job is enqueued here."""
         event.listen(Session, "after_commit", self._after_commit)
+        try:
+            self.heartbeat()
+        except Exception as exc:  # the loop retries, backing off
+            log.warning("heartbeat_failed", error_type=type(exc).__name__)
+        self._beater = threading.Thread(
+            target=self._beat_forever, name="incident-heartbeat", daemon=True
+        )
+        self._beater.start()
         if self.db.engine.dialect.name == "postgresql" and self.ctx.settings.worker_listen:
             self._listener = threading.Thread(
                 target=self._listen, name="incident-listen", daemon=True
@@ -336,18 +518,50 @@ class Worker:
         if session.info.pop(jobs.ENQUEUED_FLAG, False):
             self.wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop within a bound: claim nothing more, hand back the sends that have not begun
+        (or wait for a retry), let attempts under way finish for up to
+        ``worker_stop_seconds``, record every outcome, then say this worker stopped, so any
+        job still held is taken over at once by another worker."""
+        bound = self.ctx.settings.worker_stop_seconds if timeout is None else timeout
+        deadline = time.monotonic() + bound
         self._stop.set()
         self.wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
-            try:
-                self.heartbeat(stopped=True)
-            except Exception as exc:  # the database may be gone; stopping goes on
-                log.warning("final_heartbeat_failed", error=str(exc))
+            self._thread.join(max(0.1, deadline - time.monotonic()))
+        if self._beater is not None:
+            self._beater.join(5)
+        self._stopping = True
+        if self.sender is not None:
+            self.sender.stop_sending()
+        self._finish_in_flight(deadline)
+        if self.sender is not None:
+            self.sender.close()  # cancels what is still under way: left to its lease
+        try:
+            self._finish_in_flight(time.monotonic() + 2)
+            self.heartbeat(stopped=True)
+        except Exception as exc:  # the database may be gone; stopping goes on
+            log.warning("final_heartbeat_failed", error_type=type(exc).__name__)
         if self._listener is not None:
-            self._listener.join(timeout)
+            self._listener.join(5)
         if event.contains(Session, "after_commit", self._after_commit):
             event.remove(Session, "after_commit", self._after_commit)
-        if self.sender is not None:
-            self.sender.close()
+        log.info("worker_stopped", owner=self.owner, left_in_flight=len(self._in_flight))
+
+    def _finish_in_flight(self, deadline: float) -> None:
+        """Record outcomes as sends finish, until none is in flight or the deadline."""
+        while True:
+            try:
+                self._hand_back_orphans()
+                while self.record_finished():
+                    pass
+            except Exception as exc:
+                log.warning("stop_record_failed", error_type=type(exc).__name__)
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.2)
+                continue
+            if not self._in_flight or time.monotonic() >= deadline:
+                return
+            self.wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            self.wake.clear()
