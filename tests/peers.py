@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class Received:
     body: dict[str, Any]
     at: float
     query: str = ""
+    status: int = 0  # what the receiver answered (0 until it has)
 
 
 @dataclass
@@ -54,6 +56,13 @@ class HttpReceiver:
                 if r.path.startswith(path_prefix) and r.path != "/hang"
             ]
 
+    def accepted(self) -> Counter[str]:
+        """Requests answered 2xx, per idempotency key."""
+        with self._lock:
+            return Counter(
+                r.headers.get("idempotency-key", "") for r in self.received if 200 <= r.status < 300
+            )
+
     def handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
@@ -72,10 +81,11 @@ class HttpReceiver:
                 except json.JSONDecodeError:
                     body = {"raw": raw.decode(errors="replace")}
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                request = Received(
+                    path, headers, body, time.monotonic(), self.path.partition("?")[2]
+                )
                 with receiver._lock:
-                    receiver.received.append(
-                        Received(path, headers, body, time.monotonic(), self.path.partition("?")[2])
-                    )
+                    receiver.received.append(request)
                     key = headers.get("idempotency-key", "")
                     receiver._seen[key] = receiver._seen.get(key, 0) + 1
                     seen = receiver._seen[key]
@@ -97,6 +107,7 @@ class HttpReceiver:
                     status = 503
                 elif path.startswith("/missing"):
                     status = 404
+                request.status = status
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
