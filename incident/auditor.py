@@ -1,7 +1,7 @@
 """The auditor: a process apart from the workers it watches. It alerts when a worker stops
-beating, when no worker is alive while jobs wait, or when escalations and stages run late;
-and says so again when the condition clears. It sends its alerts itself, not through the
-job queue, because the queue is what it watches."""
+beating, when no worker is alive while jobs wait, when escalations and stages run late, when
+jobs failed for good or keep failing; and says so again when the condition clears. It sends
+its alerts itself, not through the job queue, because the queue is what it watches."""
 
 from __future__ import annotations
 
@@ -25,12 +25,33 @@ WATCHED_KINDS = (
     "delivery.send",
     "notice.check_due",
 )
+RETRYING_ATTEMPTS = 3  # a queued job that failed this often is reported as retrying
+NAMED_FAILURES = 10  # failed jobs named in one alert (the count covers the rest)
 
 
 @dataclass(frozen=True)
 class Condition:
     key: str
     text: str
+    version: str = ""  # a condition still present with another version is alerted again
+
+
+def describe_job(job: operations.TroubledJob) -> str:
+    """Which job, of which incident, and what it was for (stage, page, notice...)."""
+    parts = [f"{job.kind} job {job.id}"]
+    if job.incident_id:
+        parts.append(f"of incident {job.incident_id}")
+    for field, name in (
+        ("stage_id", "stage"),
+        ("page_id", "page"),
+        ("notice_id", "notice"),
+        ("task_id", "task"),
+        ("report_id", "report"),
+        ("schedule_id", "drill schedule"),
+    ):
+        if field in job.payload:
+            parts.append(f"{name} {job.payload[field]}")
+    return " ".join(parts)
 
 
 class Auditor:
@@ -57,6 +78,16 @@ class Auditor:
                 session=session, now=now, kinds=WATCHED_KINDS, late_by=late_by
             )
             due = operations.queue_depth(session=session, now=now)
+            window = timedelta(hours=self.settings.auditor_failed_job_hours)
+            failed = operations.failed_jobs(
+                session=session, now=now, within=window, limit=NAMED_FAILURES
+            )
+            failed_total = (
+                sum(operations.failed_counts(session=session, now=now, within=window).values())
+                if failed
+                else 0
+            )
+            retrying = operations.retrying_jobs(session=session, min_attempts=RETRYING_ATTEMPTS)
         for worker in workers:
             if not worker.stopped and worker.age_s > stale:
                 found.append(
@@ -83,6 +114,38 @@ class Auditor:
                     f" s ago",
                 )
             )
+        found.extend(self._job_conditions(failed, failed_total, retrying))
+        return found
+
+    def _job_conditions(
+        self,
+        failed: list[operations.TroubledJob],
+        failed_total: int,
+        retrying: list[operations.TroubledJob],
+    ) -> list[Condition]:
+        found = []
+        if failed:
+            named = "; ".join(f"{describe_job(j)} ({j.error})" for j in failed)
+            more = f"; and {failed_total - len(failed)} more" if failed_total > len(failed) else ""
+            found.append(
+                Condition(
+                    "failed-jobs",
+                    f"{failed_total} job(s) failed for good in the last "
+                    f"{self.settings.auditor_failed_job_hours:g} h and did not run: {named}{more}",
+                    version=str(max(j.id for j in failed)),
+                )
+            )
+        for kind in sorted({j.kind for j in retrying}):
+            of_kind = [j for j in retrying if j.kind == kind]
+            worst = of_kind[0]  # the most tried first
+            found.append(
+                Condition(
+                    f"retrying:{kind}",
+                    f"{len(of_kind)} {kind} job(s) keep failing and are being retried "
+                    f"({describe_job(worst)} failed {worst.attempts} of "
+                    f"{self.settings.job_max_attempts} attempts: {worst.error})",
+                )
+            )
         return found
 
     def check(self) -> list[str]:
@@ -91,7 +154,8 @@ class Auditor:
         current = {c.key: c for c in self.conditions(now)}
         texts = []
         for key, condition in current.items():
-            if key not in self.active:
+            before = self.active.get(key)
+            if before is None or before.version != condition.version:
                 log.error("audit_alert", condition=key, detail=condition.text)
                 texts.append(f"[incident auditor] ALERT: {condition.text}")
         for key, condition in self.active.items():
