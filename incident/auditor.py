@@ -25,6 +25,9 @@ WATCHED_KINDS = (
     "delivery.send",
     "notice.check_due",
 )
+WORKER_LOOKBACK = timedelta(days=7)  # a silent worker is looked for this far back ...
+# ... and, beyond that, by name while it is alerted (the auditor remembers what it alerted).
+DATABASE_FAILED_CHECKS = 2  # failed checks in a row before the database is alerted
 RETRYING_ATTEMPTS = 3  # a queued job that failed this often is reported as retrying
 NAMED_FAILURES = 10  # failed jobs named in one alert (the count covers the rest)
 
@@ -66,6 +69,7 @@ class Auditor:
         self.active: dict[str, Condition] = {}
         self._stop = threading.Event()
         self._sent = 0
+        self._failed_checks = 0  # in a row
 
     def conditions(self, now: datetime) -> list[Condition]:
         """What is wrong now."""
@@ -73,7 +77,10 @@ class Auditor:
         late_by = timedelta(seconds=self.settings.auditor_late_seconds)
         found = []
         with self.db.reading() as session:
-            workers = operations.workers(session=session, now=now)
+            alerted = [k.split(":", 1)[1] for k in self.active if k.startswith("worker:")]
+            workers = operations.workers(
+                session=session, now=now, within=WORKER_LOOKBACK, also=alerted
+            )
             late = operations.late_jobs(
                 session=session, now=now, kinds=WATCHED_KINDS, late_by=late_by
             )
@@ -88,7 +95,23 @@ class Auditor:
                 else 0
             )
             retrying = operations.retrying_jobs(session=session, min_attempts=RETRYING_ATTEMPTS)
+        alive = [w for w in workers if not w.stopped and w.age_s <= stale]
         for worker in workers:
+            if worker.stopped or worker.age_s <= stale:
+                continue
+            last_beat = now - timedelta(seconds=worker.age_s)
+            successor = next(
+                (
+                    w
+                    for w in alive
+                    if w.host == worker.host and w.started_at and w.started_at >= last_beat
+                ),
+                None,
+            )
+            if successor is not None:  # restarted on its host: the new one does its work
+                if f"worker:{worker.owner}" in self.active:
+                    log.info("audit_worker_replaced", worker=worker.owner, by=successor.owner)
+                continue
             if not worker.stopped and worker.age_s > stale:
                 found.append(
                     Condition(
@@ -97,7 +120,6 @@ class Auditor:
                         f"silent for {worker.age_s:.0f} s",
                     )
                 )
-        alive = [w for w in workers if not w.stopped and w.age_s <= stale]
         if not alive and due:
             waiting = sum(count for count, _ in due.values())
             found.append(
@@ -151,7 +173,17 @@ class Auditor:
     def check(self) -> list[str]:
         """Check once; alert what became wrong and what recovered. Return the texts sent."""
         now = self.clock.now()
-        current = {c.key: c for c in self.conditions(now)}
+        try:
+            found = self.conditions(now)
+        except Exception as exc:  # the database is away (or worse): that is an alert too
+            found = self._database_failed(exc)
+            if found is None:
+                return []
+        else:
+            if self._failed_checks:
+                log.warning("audit_resumed", failed_checks=self._failed_checks)
+                self._failed_checks = 0
+        current = {c.key: c for c in found}
         texts = []
         for key, condition in current.items():
             before = self.active.get(key)
@@ -166,6 +198,27 @@ class Auditor:
         for text in texts:
             self._send(text, now)
         return texts
+
+    def _database_failed(self, exc: Exception) -> list[Condition] | None:
+        """After DATABASE_FAILED_CHECKS failed checks in a row, the conditions to hold: those
+        alerted before (unknown now, not cleared) and ``database``; None before that."""
+        self._failed_checks += 1
+        cause = getattr(exc, "orig", None) or exc  # not the SQL and its parameters
+        log.error(
+            "audit_failed",
+            error_type=type(cause).__name__,
+            error=(str(cause).splitlines() or [""])[0][:300],
+            failed_checks=self._failed_checks,
+        )
+        if self._failed_checks < DATABASE_FAILED_CHECKS:
+            return None
+        held = [c for key, c in self.active.items() if key != "database"]
+        database = self.active.get("database") or Condition(
+            "database",
+            f"the database does not answer the auditor ({type(cause).__name__}, "
+            f"{self._failed_checks} checks in a row): workers, jobs and pages cannot be watched",
+        )
+        return [*held, database]
 
     def _send(self, text: str, now: datetime) -> None:
         if self.sender is None:
@@ -184,8 +237,8 @@ class Auditor:
         while not self._stop.is_set():
             try:
                 self.check()
-            except Exception as exc:  # the database may be away: that is worth a log line
-                log.error("audit_failed", error=str(exc))
+            except Exception as exc:  # sending failed: the next round tries again
+                log.error("audit_round_failed", error_type=type(exc).__name__)
             self._stop.wait(self.settings.auditor_interval_seconds)
 
     def stop(self) -> None:

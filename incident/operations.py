@@ -3,11 +3,12 @@ for /readyz, /metrics and the auditor that watches the workers from another proc
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -59,15 +60,22 @@ class WorkerState:
     age_s: float
     jobs_done: int
     stopped: bool
+    started_at: datetime | None = None
 
 
 def workers(
-    *, session: Session, now: datetime, within: timedelta = timedelta(hours=1)
+    *,
+    session: Session,
+    now: datetime,
+    within: timedelta = timedelta(hours=1),
+    also: Collection[str] = (),
 ) -> list[WorkerState]:
-    """Workers seen within ``within`` (stopped ones included, marked)."""
+    """Workers seen within ``within``, and the workers named in ``also`` however long ago
+    they were seen (stopped ones included, marked)."""
+    seen = WorkerHeartbeat.beat_at > now - within
     rows = session.scalars(
         select(WorkerHeartbeat)
-        .where(WorkerHeartbeat.beat_at > now - within)
+        .where(or_(seen, WorkerHeartbeat.owner.in_(list(also))) if also else seen)
         .order_by(WorkerHeartbeat.owner)
     )
     return [
@@ -78,9 +86,22 @@ def workers(
             round((now - r.beat_at).total_seconds(), 3),
             r.jobs_done,
             r.stopped_at is not None,
+            r.started_at,
         )
         for r in rows
     ]
+
+
+def forget(owner: str, *, session: Session, now: datetime) -> bool:
+    """Mark a worker that stopped beating without saying so as stopped (an operator looked:
+    it is gone for good); it counts as alive again if it ever beats. Whether it was there."""
+    result = session.execute(
+        update(WorkerHeartbeat)
+        .where(WorkerHeartbeat.owner == owner, WorkerHeartbeat.stopped_at.is_(None))
+        .values(stopped_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def late_jobs(
