@@ -173,16 +173,17 @@ class Auditor:
     def check(self) -> list[str]:
         """Check once; alert what became wrong and what recovered. Return the texts sent."""
         now = self.clock.now()
+        found: list[Condition] | None
         try:
             found = self.conditions(now)
         except Exception as exc:  # the database is away (or worse): that is an alert too
             found = self._database_failed(exc)
-            if found is None:
-                return []
         else:
             if self._failed_checks:
                 log.warning("audit_resumed", failed_checks=self._failed_checks)
                 self._failed_checks = 0
+        if found is None:  # a first failed check: wait for the next before alerting
+            return []
         current = {c.key: c for c in found}
         texts = []
         for key, condition in current.items():
