@@ -149,6 +149,10 @@ class Server:
                 r = httpx.get(f"{self.base_url}/readyz", timeout=2)
                 if r.status_code == 200:
                     return
+                # without the embedded worker, "not ready" only says no worker beats (#14)
+                no_worker = self.env.get("INCIDENT_EMBEDDED_WORKER") == "false"
+                if no_worker and r.status_code == 503 and r.json()["status"] == "not ready":
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""Container health check: the service answers /readyz with 200 (stdlib only)."""
+"""Container health check: the service answers /readyz with 200 (stdlib only): the database
+answers, its schema is current and a worker (another container, or embedded) is alive."""
 
 import os
 import sys

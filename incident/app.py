@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,12 +103,14 @@ def create_app(
         pin_catalog(catalog, db, clock)
         if embedded:
             worker = Worker(db, ctx, clock, sender=Sender(ctx.send_policy()))
+            state.embedded_worker_started = time.monotonic()
             worker.start()
         app.state.worker = worker
         try:
             yield
         finally:
             if worker is not None:
+                state.embedded_worker_started = None
                 worker.stop()
 
     app = Starlette(

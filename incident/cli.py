@@ -132,6 +132,43 @@ def auditor(env: Env) -> None:
     sender.close()
 
 
+@cli.group("workers")
+def workers_group() -> None:
+    """The workers' heartbeats, as the auditor sees them."""
+
+
+@workers_group.command("list")
+@click.option("--days", default=7.0, show_default=True, help="Workers seen this far back.")
+@pass_env
+def workers_list(env: Env, days: float) -> None:
+    """Workers seen lately: owner, host, seconds since their last heartbeat, state."""
+    from incident import operations
+
+    stale = env.settings.auditor_worker_stale_seconds
+    with env.db.reading() as session:
+        seen = operations.workers(
+            session=session, now=SystemClock().now(), within=timedelta(days=days)
+        )
+    for w in seen:
+        state = "stopped" if w.stopped else ("alive" if w.age_s <= stale else "silent")
+        click.echo(f"{w.owner}\t{w.host}\t{w.age_s:.0f} s\t{state}")
+
+
+@workers_group.command("forget")
+@click.argument("owner")
+@pass_env
+def workers_forget(env: Env, owner: str) -> None:
+    """Mark a worker that went silent as stopped: the auditor stops alerting it."""
+    from incident import operations
+
+    with env.db.transaction() as session:
+        found = operations.forget(owner, session=session, now=SystemClock().now())
+    if not found:
+        click.echo(f"no silent worker {owner!r} (see `incident workers list`)", err=True)
+        raise SystemExit(1)
+    click.echo(f"forgotten: {owner}")
+
+
 # -- database ------------------------------------------------------------------------------
 @cli.group()
 def db() -> None:

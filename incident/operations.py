@@ -3,14 +3,22 @@ for /readyz, /metrics and the auditor that watches the workers from another proc
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from incident.logs import mask_text
 from incident.models import Delivery, Job, Page, WorkerHeartbeat
+
+# A failed job's run_at is when its last attempt was due: at most this long before it failed
+# unless the queue was that late. Bounding run_at lets ix_jobs_status_run_at find failed jobs
+# of a window without reading every failed job ever.
+FAILED_RUN_AT_SLACK = timedelta(days=1)
 
 
 def beat(
@@ -52,15 +60,22 @@ class WorkerState:
     age_s: float
     jobs_done: int
     stopped: bool
+    started_at: datetime | None = None
 
 
 def workers(
-    *, session: Session, now: datetime, within: timedelta = timedelta(hours=1)
+    *,
+    session: Session,
+    now: datetime,
+    within: timedelta = timedelta(hours=1),
+    also: Collection[str] = (),
 ) -> list[WorkerState]:
-    """Workers seen within ``within`` (stopped ones included, marked)."""
+    """Workers seen within ``within``, and the workers named in ``also`` however long ago
+    they were seen (stopped ones included, marked)."""
+    seen = WorkerHeartbeat.beat_at > now - within
     rows = session.scalars(
         select(WorkerHeartbeat)
-        .where(WorkerHeartbeat.beat_at > now - within)
+        .where(or_(seen, WorkerHeartbeat.owner.in_(list(also))) if also else seen)
         .order_by(WorkerHeartbeat.owner)
     )
     return [
@@ -71,9 +86,22 @@ def workers(
             round((now - r.beat_at).total_seconds(), 3),
             r.jobs_done,
             r.stopped_at is not None,
+            r.started_at,
         )
         for r in rows
     ]
+
+
+def forget(owner: str, *, session: Session, now: datetime) -> bool:
+    """Mark a worker that stopped beating without saying so as stopped (an operator looked:
+    it is gone for good); it counts as alive again if it ever beats. Whether it was there."""
+    result = session.execute(
+        update(WorkerHeartbeat)
+        .where(WorkerHeartbeat.owner == owner, WorkerHeartbeat.stopped_at.is_(None))
+        .values(stopped_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def late_jobs(
@@ -133,3 +161,95 @@ def ack_seconds(*, session: Session) -> list[float]:
         select(Page.created_at, Page.acked_at).where(Page.acked_at.is_not(None))
     ).all()
     return [(acked - created).total_seconds() for created, acked in rows if acked is not None]
+
+
+def error_line(error: str | None, limit: int = 200) -> str:
+    """The first line of a job's error, phone numbers masked, at most ``limit`` characters."""
+    lines = (error or "").strip().splitlines()
+    return mask_text(lines[0] if lines else "")[:limit]
+
+
+@dataclass(frozen=True)
+class TroubledJob:
+    """A job that failed for good, or that keeps failing and waits for another attempt."""
+
+    id: int
+    kind: str
+    incident_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    error: str  # error_line of its last error
+    at: datetime  # when it failed (failed), or when it runs again (retrying)
+
+
+def _failed_within(now: datetime, within: timedelta) -> tuple[Any, ...]:
+    return (
+        Job.status == "failed",
+        Job.run_at > now - within - FAILED_RUN_AT_SLACK,
+        Job.finished_at > now - within,
+    )
+
+
+def failed_jobs(
+    *, session: Session, now: datetime, within: timedelta, limit: int = 20
+) -> list[TroubledJob]:
+    """Jobs that failed for good within ``within`` of ``now``, newest first, at most ``limit``."""
+    rows = session.scalars(
+        select(Job)
+        .where(*_failed_within(now, within))
+        .order_by(Job.finished_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    return [
+        TroubledJob(
+            r.id,
+            r.kind,
+            r.incident_id,
+            dict(r.payload),
+            r.attempts,
+            error_line(r.last_error),
+            r.finished_at or r.run_at,
+        )
+        for r in rows
+    ]
+
+
+def failed_counts(*, session: Session, now: datetime, within: timedelta) -> dict[str, int]:
+    """Per job kind: how many jobs failed for good within ``within`` of ``now``."""
+    rows = session.execute(
+        select(Job.kind, func.count()).where(*_failed_within(now, within)).group_by(Job.kind)
+    ).all()
+    return {kind: int(n) for kind, n in rows}
+
+
+def retrying_jobs(*, session: Session, min_attempts: int, limit: int = 200) -> list[TroubledJob]:
+    """Queued jobs that failed ``min_attempts`` times or more and wait for another attempt,
+    the most tried first, at most ``limit`` (the queued jobs only: ix_jobs_status_run_at)."""
+    rows = session.scalars(
+        select(Job)
+        .where(Job.status == "queued", Job.attempts >= min_attempts, Job.last_error.is_not(None))
+        .order_by(Job.attempts.desc(), Job.id)
+        .limit(limit)
+    )
+    return [
+        TroubledJob(
+            r.id,
+            r.kind,
+            r.incident_id,
+            dict(r.payload),
+            r.attempts,
+            error_line(r.last_error),
+            r.run_at,
+        )
+        for r in rows
+    ]
+
+
+def retrying_counts(*, session: Session, min_attempts: int) -> dict[str, int]:
+    """Per job kind: queued jobs that failed ``min_attempts`` times or more."""
+    rows = session.execute(
+        select(Job.kind, func.count())
+        .where(Job.status == "queued", Job.attempts >= min_attempts, Job.last_error.is_not(None))
+        .group_by(Job.kind)
+    ).all()
+    return {kind: int(n) for kind, n in rows}

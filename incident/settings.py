@@ -51,6 +51,7 @@ class Settings:
     auditor_interval_seconds: float = 10.0
     auditor_worker_stale_seconds: float = 30.0
     auditor_late_seconds: float = 120.0
+    auditor_failed_job_hours: float = 24.0
     ops_alert_urls: Secret = field(default_factory=lambda: Secret(""))
     job_max_attempts: int = 10
     max_body_bytes: int = 262_144

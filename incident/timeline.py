@@ -46,6 +46,7 @@ class Kind(StrEnum):
     ACTION_CREATED = "corrective_action:created"
     ACTION_OVERDUE = "corrective_action:overdue"
     ACTION_DONE = "corrective_action:done"
+    JOB_FAILED = "job:failed"
 
 
 def canonical(payload: Any) -> str:

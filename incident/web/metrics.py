@@ -1,10 +1,12 @@
 """``/metrics`` in the Prometheus text format, read from the database on each scrape, so every
 instance reports the same shared state: deliveries by channel and outcome, job queue depth and
-lateness, pages awaiting acknowledgement, acknowledgement times, worker heartbeat ages."""
+lateness, jobs that failed or keep failing, pages awaiting acknowledgement, acknowledgement
+times, worker heartbeat ages."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -20,6 +22,8 @@ from incident import operations
 from incident.web.state import state_of
 
 ACK_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+FAILED_WINDOW = timedelta(hours=24)
+RETRIED_ATTEMPTS = 2
 
 
 class _Snapshot(Collector):
@@ -63,6 +67,23 @@ def families(session: Session, now: Any) -> list[Metric]:
     for kind, (count, late) in sorted(operations.queue_depth(session=session, now=now).items()):
         depth.add_metric([kind], count)
         lateness.add_metric([kind], late)
+    failed = GaugeMetricFamily(
+        "incident_jobs_failed",
+        "Jobs that failed for good (and did not run) in the last 24 h, by kind",
+        labels=["kind"],
+    )
+    counts = operations.failed_counts(session=session, now=now, within=FAILED_WINDOW)
+    for kind, count in sorted(counts.items()):
+        failed.add_metric([kind], count)
+    retrying = GaugeMetricFamily(
+        "incident_jobs_retrying",
+        f"Queued jobs that failed {RETRIED_ATTEMPTS} or more attempts and wait to be retried, "
+        "by kind",
+        labels=["kind"],
+    )
+    counts = operations.retrying_counts(session=session, min_attempts=RETRIED_ATTEMPTS)
+    for kind, count in sorted(counts.items()):
+        retrying.add_metric([kind], count)
     awaiting = GaugeMetricFamily(
         "incident_pages_awaiting_ack", "Pages sent or escalated and not yet acknowledged"
     )
@@ -79,6 +100,8 @@ def families(session: Session, now: Any) -> list[Metric]:
         deliveries,
         depth,
         lateness,
+        failed,
+        retrying,
         awaiting,
         beats,
         _histogram(operations.ack_seconds(session=session)),

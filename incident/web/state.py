@@ -20,6 +20,9 @@ class AppState:
     clock: Clock
     catalog: Catalog
     ctx: Context
+    # time.monotonic() when this process started its embedded worker (None: no such worker);
+    # /readyz counts it as alive for a short grace before its first heartbeat is in
+    embedded_worker_started: float | None = None
 
 
 def state_of(request: Request) -> AppState:

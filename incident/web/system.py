@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
 from typing import Any
 
 from sqlalchemy import text
@@ -24,9 +25,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers and its schema is current."""
+    """Readiness: the database answers, its schema is current and a worker is alive."""
     state = state_of(request)
     db = state.db
+    stale = state.settings.auditor_worker_stale_seconds
 
     def check() -> dict[str, Any]:
         with db.engine.connect() as conn:
@@ -36,14 +38,17 @@ async def readyz(request: Request) -> Response:
         if current:
             with db.reading() as session:
                 workers = [
-                    {"worker": w.owner, "host": w.host, "heartbeat_age_s": w.age_s}
+                    w
                     for w in operations.workers(session=session, now=state.clock.now())
                     if not w.stopped
                 ]
         return {
             "database": "ok",
             "migrations": "current" if current else "behind",
-            "workers": workers,
+            "workers": [
+                {"worker": w.owner, "host": w.host, "heartbeat_age_s": w.age_s} for w in workers
+            ],
+            "workers_alive": sum(1 for w in workers if w.age_s <= stale),
         }
 
     try:
@@ -52,10 +57,14 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(
             {"status": "unavailable", "database": type(exc).__name__}, status_code=503
         )
-    ok = checks["migrations"] == "current"
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
-    )
+    if checks["migrations"] != "current":
+        return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+    started = state.embedded_worker_started
+    starting = started is not None and time.monotonic() - started < stale
+    if not checks["workers_alive"] and not starting:
+        reason = f"no worker has recorded a heartbeat in the last {stale:g} s"
+        return JSONResponse({"status": "not ready", **checks, "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ok", **checks})
 
 
 def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from starlette.testclient import TestClient
 
-from incident import roster, security
+from incident import operations, roster, security
 from incident.app import create_app
 from incident.catalog import Catalog
 from incident.channels import Sender
@@ -148,6 +148,15 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_away_then_re
 ) -> None:
     with app_db.transaction() as session:
         _, token = security.add_user("duty", "duty_manager", session=session, now=clock.now())
+        operations.beat(  # a worker is alive (elsewhere), so /readyz can say ready
+            "w",
+            host="h",
+            pid=1,
+            started_at=clock.now(),
+            jobs_done=0,
+            session=session,
+            now=clock.now(),
+        )
     duty = {"Authorization": f"Bearer {token}"}
     app = create_app(settings, db=app_db, clock=clock, catalog=catalog, run_worker=False)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -213,6 +213,7 @@ def fuzz_app(
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             known = seed(client, headers, worker, db)
+            worker.heartbeat()  # a worker is alive (frozen clock: for good), so /readyz is 200
             yield FuzzApp(app=app, client=client, headers=headers, known=known)
     finally:
         sender.close()

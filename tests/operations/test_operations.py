@@ -337,7 +337,8 @@ def test_backup_and_restore_round_trip(
 def test_the_container_entrypoint_migrates_then_serves_a_healthy_web(
     database_url: str, tmp_path: Path
 ) -> None:
-    """The steps the image runs (docker/entrypoint.sh, docker/healthcheck.py), run here."""
+    """The steps the image runs (docker/entrypoint.sh, docker/healthcheck.py), run here: the
+    web container is healthy once a worker container beats."""
     from tests.peers import free_port
 
     port = str(free_port())
@@ -356,10 +357,27 @@ def test_the_container_entrypoint_migrates_then_serves_a_healthy_web(
     assert subprocess.run(health, env=env, check=False).returncode == 1  # nothing serves yet
     with (tmp_path / "web.log").open("wb") as log:
         web = subprocess.Popen([entry, "web"], env=env, stdout=log, stderr=log)
+    worker = None
     try:
+        # the web answers, but is not ready (nor healthy) while no worker is alive (#14)
+        assert wait_until(lambda: _readyz(port) == 503, 30), (tmp_path / "web.log").read_text()
+        assert subprocess.run(health, env=env, check=False).returncode == 1
+        with (tmp_path / "worker.log").open("wb") as log:
+            worker = subprocess.Popen([entry, "worker"], env=env, stdout=log, stderr=log)
         assert wait_until(
             lambda: subprocess.run(health, env=env, check=False).returncode == 0, 30
         ), (tmp_path / "web.log").read_text()[-2000:]
     finally:
-        web.send_signal(signal.SIGTERM)
-        web.wait(20)
+        for proc in (web, worker):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+
+
+def _readyz(port: str) -> int | None:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
+    except httpx.HTTPError:
+        return None

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
-from incident import paging, response, roster, security
+from incident import operations, paging, response, roster, security
 from incident.app import create_app
 from incident.catalog import Catalog
 from incident.channels import Sender
@@ -186,6 +186,15 @@ def world(
                 person_id=STAFF_PERSON if role == "staff" else None,
                 password=role,
             )
+        operations.beat(  # a worker is alive (the clock is frozen): /readyz answers 200
+            "matrix",
+            host="h",
+            pid=1,
+            started_at=clock.now(),
+            jobs_done=0,
+            session=session,
+            now=clock.now(),
+        )
     with ExitStack() as stack:
         clients = {"anonymous": stack.enter_context(TestClient(app, raise_server_exceptions=False))}
         csrf: dict[str, str] = {}

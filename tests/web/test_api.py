@@ -33,8 +33,10 @@ def _is_problem(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
-def test_health_and_readiness(client: TestClient) -> None:
+def test_health_and_readiness(client: TestClient, worker: Worker) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 503  # no worker alive (#14)
+    worker.heartbeat()
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["migrations"] == "current"
 

@@ -18,6 +18,7 @@ from incident.catalog import Catalog
 from incident.clock import FrozenClock
 from incident.db import Database
 from incident.settings import Settings
+from incident.worker import Worker
 
 Limited = Callable[..., TestClient]
 
@@ -93,7 +94,10 @@ def test_a_refused_request_costs_nothing_and_a_minute_refills_the_whole_budget(
     assert answers == [200, 200, 200, 429]
 
 
-def test_health_readiness_metrics_and_static_files_are_never_limited(limited: Limited) -> None:
+def test_health_readiness_metrics_and_static_files_are_never_limited(
+    limited: Limited, worker: Worker
+) -> None:
+    worker.heartbeat()  # a worker is alive: /readyz answers 200
     client = limited(rate_limit_per_minute=1, rate_limit_public_per_minute=1)
     for path in ("/healthz", "/readyz", "/metrics", "/static/console.css"):
         assert {client.get(path).status_code for _ in range(5)} == {200}, path

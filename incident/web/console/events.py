@@ -95,6 +95,10 @@ def _detail(event: TimelineEvent, playbook: Playbook, names: Names) -> Pair:
         was = names.person(data.get("from")) or "—"
         now = names.person(data.get("to"))
         return (f"{role[0]}：{was} → {now}", f"{role[1]}: {was} → {now}")
+    if kind == "job:failed":  # a job that ran out of attempts (#14): what did not run, and why
+        subject = str(data.get("stage") or data.get("target") or data.get("kind", ""))
+        error = str(data.get("error", ""))
+        return (f"{subject}：{error}", f"{subject}: {error}")
     if kind == "contact:reached_by_hand":
         who, by = names.person(data.get("person")), str(data.get("by", ""))
         return (f"{who}（{by} 当面通知）", f"{who} (by {by})")

@@ -203,6 +203,7 @@ TABLES: dict[str, dict[str, Pair]] = {
         "authority_report:overdue": ("上报逾期", "Report overdue"),
         "contact:reached_by_hand": ("当面通知", "Reached by hand"),
         "handover:acknowledged": ("交接班", "Shift handed over"),
+        "job:failed": ("作业未执行", "Job failed, not done"),
     },
 }
 

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from incident.web.schemas.base import NUM, STR, Schema, array, body_of, enum, obj, ok, op
+from incident.web.schemas.base import (
+    INT,
+    NUM,
+    STR,
+    Schema,
+    array,
+    body_of,
+    enum,
+    obj,
+    ok,
+    op,
+)
+
+WORKERS = array(obj({"worker": STR, "host": STR, "heartbeat_age_s": NUM}))
 
 # The media types a 2xx may carry, and why.
 NON_JSON: dict[str, tuple[str, ...]] = {
@@ -20,15 +33,28 @@ OPERATIONS: dict[str, Schema] = {
                         "status": enum("ok"),
                         "database": STR,
                         "migrations": STR,
-                        "workers": array(obj({"worker": STR, "host": STR, "heartbeat_age_s": NUM})),
+                        "workers": WORKERS,
+                        "workers_alive": INT,
                     }
                 )
             ),
             "503": {
-                "description": "not ready: the database is away or behind",
+                "description": "not ready: the database is away or behind (`unavailable`), or "
+                "no worker has beaten within INCIDENT_AUDITOR_WORKER_STALE_SECONDS "
+                "(`not ready`, with the reason)",
                 "content": {
                     "application/json": {
-                        "schema": obj({"status": enum("unavailable"), "database": STR})
+                        "schema": obj(
+                            {
+                                "status": enum("unavailable", "not ready"),
+                                "database": STR,
+                                "migrations": STR,
+                                "workers": WORKERS,
+                                "workers_alive": INT,
+                                "reason": STR,
+                            },
+                            optional=("migrations", "workers", "workers_alive", "reason"),
+                        )
                     }
                 },
             },
