@@ -39,13 +39,13 @@ import structlog
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from incident import delivery, jobs, operations, passengers
+from incident import delivery, failures, jobs, operations, passengers
 from incident.channels import Message, Outcome, Sender
 from incident.clock import Clock
 from incident.db import Database, database_unavailable
 from incident.delivery import SEND_JOB
 from incident.handlers import HANDLERS, Context, Handler, attempts_of, record_sent
-from incident.logs import get_logger
+from incident.logs import get_logger, mask_text
 from incident.models import Delivery, new_id
 
 log = get_logger(__name__)
@@ -178,12 +178,16 @@ class Worker:
                 self._record_failure(job, exc)
 
     def _record_failure(self, job: jobs.Claimed, exc: Exception) -> None:
-        error = "".join(traceback.format_exception_only(exc)).strip()
+        # Stored and logged masked: an exception's text may quote a phone number.
+        error = mask_text("".join(traceback.format_exception_only(exc)).strip())
         now = self.clock.now()
         try:
             with self.db.transaction() as session:
                 if job.attempts >= self.max_attempts:
                     jobs.fail(session, job.id, owner=self.owner, now=now, error=error)
+                    failures.on_job_failed(
+                        job, error, session=session, now=now, policy=self.ctx.policy
+                    )
                     log.error("job_failed", job_id=job.id, attempts=job.attempts, error=error)
                 else:
                     jobs.retry(
@@ -380,6 +384,9 @@ class Worker:
                     ours = jobs.still_ours(session, [job.id], owner=self.owner)
                     if ours:
                         jobs.fail(session, job.id, owner=self.owner, now=now, error=error)
+                        failures.on_job_failed(
+                            job, error, session=session, now=now, policy=self.ctx.policy
+                        )
         except Exception as again:
             if database_unavailable(again):
                 self._finished.put(outcome)

@@ -208,6 +208,7 @@ def test_an_outcome_that_cannot_be_recorded_does_not_drop_the_others_or_get_sent
     assert left == []
     assert [j.payload["delivery_id"] for j in failed] == [by_person["a0"].id]
     assert "could not record" in str(failed[0].last_error)
+    assert len(desk.events("job:failed")) == 1, "the failure is on the incident's timeline"
 
 
 def test_a_send_job_claimed_too_often_gives_up_and_the_page_moves_to_the_next_contact(
