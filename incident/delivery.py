@@ -26,6 +26,19 @@ def address_hash(address: str) -> str:
     return hashlib.sha256(address.strip().encode()).hexdigest()
 
 
+def lane_for(purpose: str, *, urgent: bool = False, drill: bool = False) -> jobs.Lane:
+    """The lane a delivery's send runs in (incident.jobs.Lane)."""
+    if drill:
+        return jobs.Lane.DRILL
+    if purpose == "page":
+        return jobs.Lane.FIRST if urgent else jobs.Lane.LIVE
+    if purpose == "notice":
+        return jobs.Lane.PUBLIC
+    if purpose == "broadcast":
+        return jobs.Lane.PASSENGERS
+    return jobs.Lane.LIVE  # contact tests: someone is waiting for them
+
+
 def channel_of(address: str) -> str:
     """The scheme of an apprise URL (``json``, ``mailto``, ``inbox`` ...)."""
     return urlsplit(address).scheme.lower() or "unknown"
@@ -46,6 +59,7 @@ def create(
     contact_position: int | None = None,
     urgent: bool = False,
     status: str = "queued",
+    lane: jobs.Lane | None = None,
 ) -> Delivery:
     """Queue one delivery and the job that sends it (a held delivery gets no job)."""
     found = session.query(Delivery).filter_by(idempotency_key=idempotency_key).one_or_none()
@@ -78,6 +92,7 @@ def create(
             key=f"delivery:{delivery.id}",
             run_at=now,
             incident_id=incident_id,
+            lane=lane if lane is not None else lane_for(purpose, urgent=urgent),
         )
     return delivery
 
@@ -97,6 +112,11 @@ class Spec:
     contact_position: int | None = None
     urgent: bool = False
     status: str = "queued"
+    lane: jobs.Lane | None = None  # by purpose and urgency when not given
+
+    @property
+    def send_lane(self) -> jobs.Lane:
+        return self.lane if self.lane is not None else lane_for(self.purpose, urgent=self.urgent)
 
 
 def create_many(specs: list[Spec], *, session: Session, now: datetime) -> list[Delivery]:
@@ -126,8 +146,15 @@ def create_many(specs: list[Spec], *, session: Session, now: datetime) -> list[D
     jobs.enqueue_many(
         session,
         [
-            jobs.NewJob(SEND_JOB, {"delivery_id": d.id}, f"delivery:{d.id}", now, d.incident_id)
-            for d in made
+            jobs.NewJob(
+                SEND_JOB,
+                {"delivery_id": d.id},
+                f"delivery:{d.id}",
+                now,
+                d.incident_id,
+                spec.send_lane,
+            )
+            for d, spec in zip(made, specs, strict=True)
             if d.status == "queued"
         ],
     )
@@ -169,7 +196,9 @@ def insert_many(specs: list[Spec], *, session: Session, now: datetime) -> list[i
     jobs.enqueue_many(
         session,
         [
-            jobs.NewJob(SEND_JOB, {"delivery_id": i}, f"delivery:{i}", now, spec.incident_id)
+            jobs.NewJob(
+                SEND_JOB, {"delivery_id": i}, f"delivery:{i}", now, spec.incident_id, spec.send_lane
+            )
             for i, spec in zip(ids, specs, strict=True)
             if spec.status == "queued"
         ],

@@ -2,12 +2,18 @@
 
 PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``; SQLite has one writer at a time
 (``BEGIN IMMEDIATE``), which makes the same claim safe there.
+
+Every job runs in a :class:`Lane`: the engine's own jobs first, then sends by purpose (the
+first page of a live incident and escalations before other pages, pages before public
+notices, notices before passenger broadcasts, drills last). Workers claim a lane range
+oldest first within each lane (see incident.worker for the capacity each range keeps).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, event, func, or_, select, text, update
@@ -28,6 +34,21 @@ def _notify_workers(session: Session) -> None:
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
+class Lane(IntEnum):
+    """Which work goes first (lower first)."""
+
+    ENGINE = 0  # stage firings, deadlines, evaluations: never behind a send
+    FIRST = 1  # the first pages of a live incident, escalations, duty alerts
+    LIVE = 2  # other live pages, contact tests
+    PUBLIC = 3  # official notices on public channels
+    PASSENGERS = 4  # broadcasts and reminders to passengers (and preparing them)
+    DRILL = 5  # drills, and housekeeping nobody waits for
+
+
+SENDING_LANES = (Lane.FIRST, Lane.LIVE)  # served before any lower lane
+LOW_LANES = (Lane.PUBLIC, Lane.PASSENGERS, Lane.DRILL)
+
+
 class LeaseLost(Exception):
     """The job's lease expired and another worker took it: this run's effects roll back."""
 
@@ -41,6 +62,7 @@ class Claimed:
     incident_id: str | None
     run_at: datetime
     attempts: int
+    priority: int = Lane.ENGINE
 
 
 def enqueue(
@@ -51,6 +73,7 @@ def enqueue(
     key: str,
     run_at: datetime,
     incident_id: str | None = None,
+    lane: Lane = Lane.ENGINE,
 ) -> bool:
     """Add a job unless one with ``key`` already exists; return whether it was added."""
     values = {
@@ -62,6 +85,7 @@ def enqueue(
         "run_at": run_at,
         "attempts": 0,
         "created_at": run_at,
+        "priority": int(lane),
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -79,6 +103,7 @@ class NewJob:
     key: str
     run_at: datetime
     incident_id: str | None = None
+    lane: Lane = Lane.ENGINE
 
 
 def enqueue_many(session: Session, new: list[NewJob]) -> None:
@@ -95,6 +120,7 @@ def enqueue_many(session: Session, new: list[NewJob]) -> None:
             "run_at": j.run_at,
             "attempts": 0,
             "created_at": j.run_at,
+            "priority": int(j.lane),
         }
         for j in new
     ]
@@ -132,11 +158,17 @@ def claim(
     lease: timedelta,
     limit: int = 50,
     stale_after: timedelta | None = None,
+    lanes: tuple[Lane, Lane] = (Lane.ENGINE, Lane.DRILL),
 ) -> list[Claimed]:
     """Take up to ``limit`` due jobs (or jobs whose lease expired, or whose worker is known
-    dead), oldest first, in one ``UPDATE ... RETURNING`` (PostgreSQL: the ids are picked
-    ``FOR UPDATE SKIP LOCKED``)."""
-    picked = select(Job.id).where(_due(now, stale_after)).order_by(Job.run_at, Job.id).limit(limit)
+    dead) of the ``lanes`` range, lane by lane, oldest first, in one ``UPDATE ... RETURNING``
+    (PostgreSQL: the ids are picked ``FOR UPDATE SKIP LOCKED``)."""
+    picked = (
+        select(Job.id)
+        .where(_due(now, stale_after), Job.priority.between(int(lanes[0]), int(lanes[1])))
+        .order_by(Job.priority, Job.run_at, Job.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         picked = picked.with_for_update(skip_locked=True)
     rows = session.execute(
@@ -146,15 +178,24 @@ def claim(
             status="running", lease_owner=owner, lease_until=now + lease, attempts=Job.attempts + 1
         )
         .returning(
-            Job.id, Job.kind, Job.key, Job.payload, Job.incident_id, Job.run_at, Job.attempts
+            Job.id,
+            Job.kind,
+            Job.key,
+            Job.payload,
+            Job.incident_id,
+            Job.run_at,
+            Job.attempts,
+            Job.priority,
         ),
         execution_options={"synchronize_session": False},
     ).all()
     claimed = [
-        Claimed(r.id, r.kind, r.key, dict(r.payload), r.incident_id, r.run_at, r.attempts)
+        Claimed(
+            r.id, r.kind, r.key, dict(r.payload), r.incident_id, r.run_at, r.attempts, r.priority
+        )
         for r in rows
     ]
-    return sorted(claimed, key=lambda c: (c.run_at, c.id))
+    return sorted(claimed, key=lambda c: (c.priority, c.run_at, c.id))
 
 
 def extend(session: Session, job_ids: list[int], *, owner: str, until: datetime) -> set[int]:

@@ -27,6 +27,7 @@ Tests drive it with :meth:`Worker.drain` and a frozen clock.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import socket
@@ -50,6 +51,7 @@ from incident.models import Delivery, new_id
 
 log = get_logger(__name__)
 RECORD_BATCH = 200
+ENGINE_BATCH = 50  # engine jobs claimed per round (they run one by one, between sends)
 OUTAGE_BACKOFF_SECONDS = 5.0
 
 
@@ -108,19 +110,33 @@ class Worker:
         """Record finished sends, then claim and start the jobs due now; return how many."""
         self._hand_back_orphans()
         recorded = self.record_finished()
-        room = self.in_flight_limit - len(self._in_flight)
         if self._alive_until is not None and self.clock.now() >= self._alive_until:
             self.heartbeat()  # the fence would refuse every send: prove we are alive first
+        high_room, low_room = self._rooms()
         now = self.clock.now()
         with self.db.transaction() as session:
-            claimed = jobs.claim(
+            claim = functools.partial(
+                jobs.claim,
                 session,
                 owner=self.owner,
                 now=now,
                 lease=self.lease,
-                limit=max(1, min(limit, room)),
                 stale_after=self.takeover,
             )
+            # The engine's own jobs never wait behind sends; then pages; then notices,
+            # broadcasts and drills in what room is left for them.
+            engine = (jobs.Lane.ENGINE, jobs.Lane.ENGINE)
+            claimed = claim(limit=ENGINE_BATCH, lanes=engine)
+            if high_room > 0:
+                claimed += claim(
+                    limit=min(limit, high_room), lanes=(jobs.Lane.FIRST, jobs.Lane.LIVE)
+                )
+            taken = sum(1 for job in claimed if job.kind == SEND_JOB)
+            low_room = min(low_room, self.in_flight_limit - len(self._in_flight) - taken)
+            if low_room > 0:
+                claimed += claim(
+                    limit=min(limit, low_room), lanes=(jobs.Lane.PUBLIC, jobs.Lane.DRILL)
+                )
         sends = [job for job in claimed if job.kind == SEND_JOB]
         others = [job for job in claimed if job.kind != SEND_JOB]
         try:
@@ -140,6 +156,22 @@ class Worker:
             raise
         self._jobs_done += len(claimed) - len(sends) + recorded
         return len(claimed) + recorded
+
+    def _rooms(self) -> tuple[int, int]:
+        """How many sends the high lanes (pages) and the low lanes (notices, broadcasts,
+        drills) may start now. The low lanes together never hold more than three quarters of
+        the in-flight budget, so a new incident's pages always find room beside a broadcast
+        draining through a slow gateway; pages leave a tenth to the low lanes, so a
+        broadcast keeps progressing however many pages there are."""
+        limit = self.in_flight_limit
+        with self._flight:
+            low_now = sum(1 for j in self._in_flight.values() if j.priority >= jobs.Lane.PUBLIC)
+            high_now = len(self._in_flight) - low_now
+        low_cap = max(1, limit - max(1, limit // 4))
+        reserve = max(1, limit // 10)
+        high_room = max(0, limit - reserve - high_now - max(0, low_now - reserve))
+        low_room = max(0, min(low_cap - low_now, limit - high_now - low_now))
+        return high_room, low_room
 
     def drain(self, max_rounds: int = 10_000) -> int:
         """Run due jobs, and wait for their sends, until nothing is due (tests, simulation)."""

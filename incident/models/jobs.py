@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from incident.models.base import Base
@@ -13,7 +13,10 @@ from incident.models.base import Base
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_run_at", "status", "run_at"),
+        Index("ix_jobs_status_priority_run_at", "status", "priority", "run_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(60))
@@ -21,6 +24,8 @@ class Job(Base):
     payload: Mapped[dict[str, Any]]
     incident_id: Mapped[str | None] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(10))  # queued|running|done|failed|cancelled
+    # The lane (incident.jobs.Lane): lower runs first; engine jobs 0, sends by purpose
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     run_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

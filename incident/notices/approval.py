@@ -118,6 +118,7 @@ def _deliver(
             body=body,
             idempotency_key=f"notice:{version.id}:{n}",
             incident_id=notice.incident_id,
+            lane=delivery.lane_for("notice", drill=notice.mode != "live"),
         )
     return len(channels)
 

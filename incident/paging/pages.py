@@ -24,6 +24,7 @@ from incident.paging.policy import (
 from incident.playbook import Action, Playbook
 
 log = get_logger(__name__)
+FIRST_PAGES_WITHIN = timedelta(minutes=2)  # of the declaration: its first pages
 
 
 def page_for_action(
@@ -232,6 +233,9 @@ def deliver_many(
     """Queue one delivery per recipient to their current contact method, in one batch;
     recipients with no method left are marked failed."""
     urgent = page.level > 0 or page.target_kind == "duty"
+    # The first pages of a live incident go before every other send (#15).
+    first = urgent or page.created_at - incident.declared_at <= FIRST_PAGES_WITHIN
+    lane = delivery.lane_for("page", urgent=first, drill=incident.mode == "drill")
     reachable = []
     for recipient, person in pairs:
         if recipient.contact_position >= len(person.contacts):
@@ -269,6 +273,7 @@ def deliver_many(
                 contact_position=recipient.contact_position,
                 urgent=urgent,
                 status="held" if held else "queued",
+                lane=lane,
             )
         )
     made = delivery.create_many(specs, session=session, now=now)
@@ -345,6 +350,7 @@ def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delive
             key=f"delivery:{first.id}",
             run_at=now,
             incident_id=first.incident_id,
+            lane=jobs.Lane.LIVE,
         )
         return first
     body = "\n".join(f"({n}) {d.body}" for n, d in enumerate(held, 1))
@@ -358,6 +364,7 @@ def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delive
         idempotency_key=f"bundle:{address_hash}:{held[0].id}-{held[-1].id}",
         person_id=first.person_id,
         urgent=True,
+        lane=jobs.Lane.LIVE,
     )
     for d in held:
         d.status = "bundled"

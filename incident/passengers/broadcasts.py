@@ -226,6 +226,7 @@ def _enqueue_prepare(broadcast: Broadcast, after: int, *, session: Session, now:
         key=f"broadcast:{broadcast.id}:prepare:{after}",
         run_at=now,
         incident_id=broadcast.incident_id,
+        lane=delivery.lane_for("broadcast", drill=broadcast.mode == "drill"),
     )
 
 
@@ -440,6 +441,7 @@ def _make(
                 body=text,
                 idempotency_key=f"bc:{broadcast.id}:{who}",
                 incident_id=broadcast.incident_id,
+                lane=delivery.lane_for("broadcast", drill=broadcast.mode == "drill"),
             )
         )
         kept.append((passenger_id, group_id, phone_hash, language))
@@ -544,6 +546,7 @@ def resend_failed(
             body=d.body,
             idempotency_key=f"{d.idempotency_key.split(':r')[0]}:r{broadcast.resends}",
             incident_id=broadcast.incident_id,
+            lane=delivery.lane_for("broadcast", drill=broadcast.mode == "drill"),
         )
         for _, d in failed
     ]
