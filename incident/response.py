@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from incident import command, jobs, notices, paging, passengers, timeline
 from incident.catalog import Catalog
+from incident.db import locked
 from incident.errors import Conflict, FieldError, NotFound, ValidationFailed
 from incident.logs import get_logger
 from incident.models import Incident, Stage, new_id
@@ -370,11 +371,14 @@ def fire_stage(
     catalog: Catalog,
     policy: paging.PagingPolicy,
 ) -> bool:
-    """Fire one occurrence of a stage; a repeat of the same occurrence changes nothing."""
-    stage = session.get(Stage, stage_id)
-    if stage is None:
+    """Fire one occurrence of a stage; a repeat of the same occurrence changes nothing.
+
+    The incident row is locked first, so a resolution committing meanwhile is seen."""
+    found = session.get(Stage, stage_id)
+    incident = locked(session, Incident, found.incident_id) if found is not None else None
+    stage = session.get(Stage, stage_id, populate_existing=True)
+    if stage is None or incident is None:
         return False
-    incident = stage.incident
     playbook = playbook_of(incident, catalog)
     spec = playbook.stage(stage.key)
     ended = incident.status in ("resolved", "closed")
@@ -414,6 +418,7 @@ def fire_manually(
     incident: Incident, stage_key: str, *, session: Session, now: datetime, actor: str | None
 ) -> Stage:
     """A duty manager fires a manual stage, or a pending one early."""
+    incident = locked(session, Incident, incident.id) or incident
     if incident.status not in ("active", "contained"):
         raise Conflict(f"the incident is {incident.status}; stages no longer fire")
     stage = next((s for s in incident.stages if s.key == stage_key), None)
@@ -444,7 +449,9 @@ def change(
     status: str | None = None,
     actor: str | None = None,
 ) -> Incident:
-    """Change severity, facts (merged, ``None`` removes) or status; re-evaluate conditions."""
+    """Change severity, facts (merged, ``None`` removes) or status; re-evaluate conditions.
+    The incident row is locked first: a stage firing meanwhile finishes before, or waits."""
+    incident = locked(session, Incident, incident.id) or incident
     playbook = playbook_of(incident, catalog)
     errors: list[FieldError] = []
     if severity is not None and severity not in LEVELS:
