@@ -120,7 +120,7 @@ def _texts(
                 for lang in ("zh", "en"):
                     rendered = render_template(playbook, draft.template, lang, context, tz=zone)
                     texts[lang] = Text.from_rendered(rendered)
-            except (TemplateError, TypeError, ValueError) as exc:
+            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
                 # Checked at load, a template can still fail on the facts it is given
                 # (comparing a missing optional fact with a number).
                 errors.append(FieldError("template", f"the template failed to render: {exc}"))
@@ -423,6 +423,9 @@ def draft_from_action(
     if errors:
         # A playbook is checked when it loads; a text that still renders wrong (an empty
         # headline from the facts) is recorded rather than failing the stage again and again.
+        log.warning(
+            "notice_template_failed", incident_id=incident.id, template=template, origin=origin
+        )
         _skip(incident, origin, "; ".join(e.message for e in errors), session=session, now=now)
         return None
     notice = current or open_notice(incident, playbook, session=session, now=now, actor=None)
