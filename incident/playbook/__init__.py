@@ -12,6 +12,7 @@ from incident.playbook.conditions import (
 )
 from incident.playbook.durations import format_duration, parse_duration
 from incident.playbook.loader import load_playbook, load_playbooks, parse_playbook_text
+from incident.playbook.probe import rendering_problems
 from incident.playbook.schema import (
     ACTIONS,
     BUILTIN_FACTS,
@@ -66,4 +67,5 @@ __all__ = [
     "parse_duration",
     "parse_playbook_text",
     "render_template",
+    "rendering_problems",
 ]

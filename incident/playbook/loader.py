@@ -165,6 +165,9 @@ class _Reader:
             templates={
                 name: {k: v[0] for k, v in texts.items()} for name, texts in templates.items()
             },
+            template_lines={
+                name: {k: v[1] + 1 for k, v in texts.items()} for name, texts in templates.items()
+            },
             source=text,
             digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=self.file,
