@@ -54,13 +54,25 @@ def on_delivery_outcome(
     playbook: Playbook | None,
 ) -> None:
     """Move a page on after one of its deliveries failed for good: the recipient's next
-    contact method, or, when a whole level is unreachable, the next level. Each page is
-    locked before its state is read (an acknowledgement may be committing meanwhile)."""
+    contact method, or, when a whole level is unreachable, the next level (a failed bundle
+    moves each page it carried). Each page is locked before its state is read (an
+    acknowledgement may be committing meanwhile)."""
     if sent.status == "delivered":
         mark_delivered([sent], session=session)
         return
-    recipients = [sent.recipient_id] if sent.recipient_id is not None else []
-    for recipient_id in recipients:
+    if sent.recipient_id is not None:
+        failed = [(sent.recipient_id, sent.contact_position)]
+    else:  # a bundle of pages held by the flood limit: each of them failed with it
+        failed = [
+            (recipient_id, position)
+            for recipient_id, position in session.execute(
+                select(Delivery.recipient_id, Delivery.contact_position)
+                .where(Delivery.bundled_into == sent.id, Delivery.recipient_id.is_not(None))
+                .order_by(Delivery.id)
+            ).all()
+            if recipient_id is not None
+        ]
+    for recipient_id, position in failed:
         found = session.get(PageRecipient, recipient_id)
         page = locked(session, Page, found.page_id) if found is not None else None
         recipient = session.get(PageRecipient, recipient_id, populate_existing=True)
@@ -70,6 +82,9 @@ def on_delivery_outcome(
         assert incident is not None
         if recipient.status not in ("pending", "sent") or page.status == "acked":
             continue
+        if position is not None and position != recipient.contact_position:
+            continue  # this outcome was recorded already: the recipient moved on
+
         person = session.get(Person, recipient.person_id)
         assert person is not None
         recipient.contact_position += 1

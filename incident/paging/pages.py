@@ -290,14 +290,15 @@ def deliver_many(
 def _recent_pages(
     addresses: list[str], *, session: Session, now: datetime, policy: PagingPolicy
 ) -> dict[str, int]:
-    """Pages sent (not held) to each address within the flood window, by address hash."""
+    """Pages sent (not held, not failed) to each address within the flood window, by
+    address hash."""
     hashes = sorted({delivery.address_hash(a) for a in addresses})
     rows = session.execute(
         select(Delivery.address_hash, func.count())
         .where(
             Delivery.address_hash.in_(hashes),
             Delivery.purpose == "page",
-            Delivery.status.not_in(("held", "bundled")),
+            Delivery.status.not_in(("held", "bundled", "failed")),
             Delivery.created_at > now - policy.flood_window,
         )
         .group_by(Delivery.address_hash)
@@ -312,7 +313,7 @@ def _window_end(
         select(func.min(Delivery.created_at)).where(
             Delivery.address_hash == address_hash,
             Delivery.purpose == "page",
-            Delivery.status.not_in(("held", "bundled")),
+            Delivery.status.not_in(("held", "bundled", "failed")),
             Delivery.created_at > now - policy.flood_window,
         )
     )
