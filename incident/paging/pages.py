@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from incident import delivery, jobs, timeline
+from incident import delivery, jobs, roster, timeline
 from incident.errors import NotFound
 from incident.logs import get_logger
 from incident.models import Delivery, Incident, Page, PageRecipient, Person, new_id
@@ -377,18 +377,46 @@ def exhausted(
     if page.target_kind == "duty":
         return
     target = f"{page.target_kind}:{page.target_id}"
-    alert_duty(
+    level, people = _who_hears_of_silence(page, session=session, now=now, policy=policy)
+    if not people:
+        log.warning("page_unanswered_nobody_left", page_id=page.id, incident_id=incident.id)
+        return
+    open_page(
         incident,
+        None,
+        kind="duty",
+        target=level,
+        chain=[[f"person:{person_id}" for person_id in people]],
+        template="",
+        ack_within=policy.duty_ack_within,
+        origin=f"duty:unanswered:{page.id}",
+        stage_key=None,
+        session=session,
+        now=now,
+        policy=policy,
         text={
             "zh": f"无人响应：{incident.title} 的呼叫（{target}）已升级到最后一级仍无人确认。",
             "en": f"Nobody answered: the page for {incident.title} ({target}) reached the "
             f"end of its chain unacknowledged.",
         },
-        reason=f"unanswered:{page.id}",
-        session=session,
-        now=now,
-        policy=policy,
     )
+
+
+ABOVE_THE_SILENT = (DUTY_LEVEL, "director", "deputy_director")
+"""Who hears that a page went unanswered: the first of these roles with someone the page did
+not page already (the duty director on duty, else the director, else a deputy director)."""
+
+
+def _who_hears_of_silence(
+    page: Page, *, session: Session, now: datetime, policy: PagingPolicy
+) -> tuple[str, list[str]]:
+    silent = {r.person_id for r in page.recipients}
+    for role in ABOVE_THE_SILENT:
+        found = roster.resolve_level(role, now, session=session, zone=policy.zone)
+        people = [p.id for p in found if p.id not in silent]
+        if people:
+            return role, people
+    return DUTY_LEVEL, []
 
 
 def alert_duty(
