@@ -388,7 +388,8 @@ def draft_from_action(
     """Do a playbook ``notice`` action: draft from its template (initial, update, all-clear).
 
     An ``initial`` opens a notice unless one is open; an ``update`` goes to the open notice
-    (or opens one); an ``all_clear`` closes the open notice, or withdraws it when nothing of
+    once it was published (before that it is skipped: it never replaces a first notice
+    awaiting approval), or opens one when none is open; an ``all_clear`` closes the open notice, or withdraws it when nothing of
     it was ever published. A repeat of the same stage occurrence drafts nothing."""
     seen = session.scalar(
         select(NoticeVersion.id)
@@ -410,6 +411,12 @@ def draft_from_action(
         if current.published_number is None:
             _withdraw_drafts(current, "resolved before publication", session=session, now=now)
             return None
+    if kind == "update" and current is not None and current.published_number is None:
+        # The first notice awaits approval: an update (an `every` stage) must not replace the
+        # text being reviewed. It waits; the first occurrence after publication drafts it.
+        reason = f"the first notice {current.id} is not published yet; the update waits for it"
+        _skip(incident, origin, reason, session=session, now=now)
+        return None
     errors: list[FieldError] = []
     texts = _texts(
         incident,
