@@ -389,8 +389,9 @@ def draft_from_action(
 
     An ``initial`` opens a notice unless one is open; an ``update`` goes to the open notice
     once it was published (before that it is skipped: it never replaces a first notice
-    awaiting approval), or opens one when none is open; an ``all_clear`` closes the open notice, or withdraws it when nothing of
-    it was ever published. A repeat of the same stage occurrence drafts nothing."""
+    awaiting approval), or opens one when none is open; an ``all_clear`` closes the open
+    notice, or withdraws it when nothing of it was ever published. A repeat of the same
+    stage occurrence drafts nothing."""
     seen = session.scalar(
         select(NoticeVersion.id)
         .join(Notice)

@@ -177,9 +177,7 @@ def test_an_update_stage_never_overwrites_a_first_notice_that_is_not_published_y
         )
         notice = first.notice
         assert waiting is None, "the update waits for the first publication"
-        assert [(v.number, v.kind, v.status) for v in notice.versions] == [
-            (1, "initial", "draft")
-        ]
+        assert [(v.number, v.kind, v.status) for v in notice.versions] == [(1, "initial", "draft")]
         assert notice.versions[0].texts["en"]["headline"] == "Equipment failure on G"
         notices.publish(
             notice,
