@@ -327,6 +327,9 @@ def roster_test(env: Env, person_id: str) -> None:
     failed = 0
     with env.db.transaction() as session:
         record_sent(outcomes, session=session, now=clock.now(), ctx=ctx)
+        paging.finish_direct_tests(
+            [m.delivery_id for m in messages], session=session, now=clock.now()
+        )
         for message, outcome in zip(messages, outcomes, strict=True):
             sent = session.get(Delivery, message.delivery_id)
             assert sent is not None
