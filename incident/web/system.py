@@ -53,6 +53,11 @@ async def readyz(request: Request) -> Response:
             {"status": "unavailable", "database": type(exc).__name__}, status_code=503
         )
     ok = checks["migrations"] == "current"
+    catalog = state.catalog
+    checks["playbooks"] = {  # a broken file is served from its last good version, or absent
+        "loaded": len(catalog.ids()),
+        "broken": [broken.to_summary() for broken in catalog.broken],
+    }
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incident.web.schemas.base import NUM, STR, Schema, array, body_of, enum, obj, ok, op
+from incident.web.schemas.base import INT, NUM, STR, Schema, array, body_of, enum, obj, ok, op
 
 # The media types a 2xx may carry, and why.
 NON_JSON: dict[str, tuple[str, ...]] = {
@@ -21,6 +21,25 @@ OPERATIONS: dict[str, Schema] = {
                         "database": STR,
                         "migrations": STR,
                         "workers": array(obj({"worker": STR, "host": STR, "heartbeat_age_s": NUM})),
+                        # playbook files that failed to load: served from their last good
+                        # version, or absent (`serving` says which)
+                        "playbooks": obj(
+                            {
+                                "loaded": INT,
+                                "broken": array(
+                                    obj(
+                                        {
+                                            "file": STR,
+                                            "line": INT,
+                                            "error": STR,
+                                            "problems": INT,
+                                            "playbook": STR,
+                                            "serving": STR,
+                                        }
+                                    )
+                                ),
+                            }
+                        ),
                     }
                 )
             ),
