@@ -72,8 +72,11 @@ def roster_refs(db: Database) -> RosterRefs | None:
 
 
 def load_catalog(settings: Settings, db: Database) -> Catalog:
-    """Load and check every playbook; raises PlaybookError naming file:line."""
-    return Catalog.from_paths([Path(settings.playbooks_dir)], roster_refs(db))
+    """Load and check every playbook. A broken file does not stop the others: its last good
+    version runs instead (or nothing), and it is logged and listed in ``catalog.broken``."""
+    refs = roster_refs(db)
+    with db.reading() as session:
+        return Catalog.load([Path(settings.playbooks_dir)], refs, session=session)
 
 
 def pin_catalog(catalog: Catalog, db: Database, clock: Clock) -> None:

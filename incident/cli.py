@@ -18,7 +18,7 @@ from incident.db import Database, wait_until_reachable
 from incident.errors import FileError, IncidentError, ValidationFailed
 from incident.logs import configure_logging
 from incident.models import Incident
-from incident.playbook import RosterRefs, load_playbooks
+from incident.playbook import RosterRefs, load_playbooks, rendering_problems
 from incident.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,10 +238,19 @@ def playbooks_check(env: Env, paths: tuple[Path, ...], roster_file: Path | None)
         for problem in exc.problems:
             click.echo(str(problem))
         raise SystemExit(1) from None
+    failed = False
     for playbook in found.values():
+        problems = rendering_problems(playbook)
+        for problem in problems:
+            click.echo(str(problem))
+        if problems:
+            failed = True
+            continue
         click.echo(
             f"ok {playbook.path}: {playbook.id} v{playbook.version}, {len(playbook.stages)} stages"
         )
+    if failed:
+        raise SystemExit(1)
 
 
 @playbooks.command("simulate")
@@ -279,6 +288,9 @@ def playbooks_simulate(
     from incident.catalog import Catalog
 
     catalog = Catalog.from_paths(catalog_paths)
+    if catalog.has(playbook_id):
+        for problem in rendering_problems(catalog.get(playbook_id)):
+            click.echo(f"warning: {problem}", err=True)
     planned = [Change.parse(c) for c in changes]
     with env.db.reading() as session:
         has_roster = bool(roster.known_ids(session=session)[0]) if _migrated(env) else False
@@ -352,6 +364,9 @@ def roster_test(env: Env, person_id: str) -> None:
     failed = 0
     with env.db.transaction() as session:
         record_sent(outcomes, session=session, now=clock.now(), ctx=ctx)
+        paging.finish_direct_tests(
+            [m.delivery_id for m in messages], session=session, now=clock.now()
+        )
         for message, outcome in zip(messages, outcomes, strict=True):
             sent = session.get(Delivery, message.delivery_id)
             assert sent is not None

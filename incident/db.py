@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from incident.logs import get_logger
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_BUSY_MS = 10_000  # also PostgreSQL's lock_timeout
 
@@ -77,6 +79,16 @@ def database_unavailable(exc: BaseException) -> bool:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def locked(session: Session, model: type[T], ident: Any) -> T | None:
+    """Read a row again and lock it until the transaction ends, before deciding a transition
+    on its state: ``SELECT ... FOR UPDATE`` on PostgreSQL, so that a concurrent transition of
+    the same row waits and then sees this one's result (SQLite's ``BEGIN IMMEDIATE`` has
+    serialised writers already). What the session changed and did not flush goes first; the
+    object in the session is refreshed from the row (None when the row is gone)."""
+    session.flush()
+    return session.get(model, ident, with_for_update={"of": model}, populate_existing=True)
 
 
 class Database:

@@ -4,6 +4,7 @@ The public surfaces are built by ``feeds`` (Atom), ``cap`` (CAP 1.2) and ``gtfs`
 (GTFS-Realtime Service Alerts), served through ``cache``.
 """
 
+from incident.notices.actions import draft_from_action
 from incident.notices.approval import (
     PublicationPolicy,
     cap_sender,
@@ -17,7 +18,6 @@ from incident.notices.drafting import (
     Draft,
     Fields,
     check_fields,
-    draft_from_action,
     draft_notice,
     draft_version,
 )

@@ -34,7 +34,7 @@ from incident.notices.texts import (
     check_time,
     facts_items,
 )
-from incident.playbook import Action, Playbook, render_template
+from incident.playbook import Playbook, render_template
 
 log = get_logger(__name__)
 
@@ -99,7 +99,7 @@ def template_context(incident: Incident, *, now: datetime, stage_key: str | None
     }
 
 
-def _texts(
+def texts_of(
     incident: Incident,
     playbook: Playbook,
     draft: Draft,
@@ -120,7 +120,7 @@ def _texts(
                 for lang in ("zh", "en"):
                     rendered = render_template(playbook, draft.template, lang, context, tz=zone)
                     texts[lang] = Text.from_rendered(rendered)
-            except (TemplateError, TypeError, ValueError) as exc:
+            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
                 # Checked at load, a template can still fail on the facts it is given
                 # (comparing a missing optional fact with a number).
                 errors.append(FieldError("template", f"the template failed to render: {exc}"))
@@ -178,7 +178,7 @@ def schedule_check(notice: Notice, published: int, due: datetime, *, session: Se
     )
 
 
-def _resolve_fields(incident: Incident, playbook: Playbook, fields: Fields) -> dict[str, Any]:
+def resolve_fields(incident: Incident, playbook: Playbook, fields: Fields) -> dict[str, Any]:
     facts = incident.facts
     cause, effect = KIND_DEFAULTS.get(playbook.kind, DEFAULT_CAUSE_EFFECT)
     return {
@@ -284,11 +284,11 @@ def draft_notice(
     if incident.status == "closed":
         raise Conflict("the incident is closed")
     errors: list[FieldError] = []
-    texts = _texts(incident, playbook, draft, now=now, zone=zone, stage_key=None, errors=errors)
+    texts = texts_of(incident, playbook, draft, now=now, zone=zone, stage_key=None, errors=errors)
     if errors:
         raise ValidationFailed("the notice is not valid", errors)
     notice = open_notice(incident, playbook, session=session, now=now, actor=actor)
-    values = _resolve_fields(incident, playbook, draft.fields)
+    values = resolve_fields(incident, playbook, draft.fields)
     add_version(
         notice,
         "initial",
@@ -317,13 +317,13 @@ def draft_version(
     errors: list[FieldError] = []
     if kind not in ("update", "all_clear", "withdrawal"):
         errors.append(FieldError("kind", "must be update, all_clear or withdrawal"))
-    texts = _texts(
+    texts = texts_of(
         notice.incident, playbook, draft, now=now, zone=zone, stage_key=None, errors=errors
     )
     if errors:
         raise ValidationFailed("the version is not valid", errors)
     assert isinstance(kind, str)
-    values = _resolve_fields(notice.incident, playbook, draft.fields)
+    values = resolve_fields(notice.incident, playbook, draft.fields)
     return add_version(
         notice,
         kind,
@@ -343,100 +343,6 @@ def latest_open(incident_id: str, *, session: Session) -> Notice | None:
         .where(Notice.incident_id == incident_id, Notice.status.in_(OPEN))
         .order_by(Notice.created_at.desc(), Notice.id.desc())
         .limit(1)
-    )
-
-
-def _skip(incident: Incident, origin: str, reason: str, *, session: Session, now: datetime) -> None:
-    timeline.append(
-        incident,
-        NoticeEvent.SKIPPED,
-        {"origin": origin, "reason": reason},
-        session=session,
-        at=now,
-        dedup_key=f"notice-skip:{origin}",
-    )
-
-
-def _withdraw_drafts(notice: Notice, reason: str, *, session: Session, now: datetime) -> None:
-    for version in notice.versions:
-        if version.status == "draft":
-            version.status = "withdrawn"
-            version.superseded_at = now
-    notice.status = "withdrawn"
-    notice.closed_at = now
-    notice.next_update_due = None
-    timeline.append(
-        notice.incident,
-        NoticeEvent.WITHDRAWN,
-        {"notice": notice.id, "reason": reason},
-        session=session,
-        at=now,
-    )
-
-
-def draft_from_action(
-    incident: Incident,
-    playbook: Playbook,
-    action: Action,
-    *,
-    origin: str,
-    stage_key: str,
-    session: Session,
-    now: datetime,
-    zone: tzinfo,
-) -> NoticeVersion | None:
-    """Do a playbook ``notice`` action: draft from its template (initial, update, all-clear).
-
-    An ``initial`` opens a notice unless one is open; an ``update`` goes to the open notice
-    (or opens one); an ``all_clear`` closes the open notice, or withdraws it when nothing of
-    it was ever published. A repeat of the same stage occurrence drafts nothing."""
-    seen = session.scalar(
-        select(NoticeVersion.id)
-        .join(Notice)
-        .where(Notice.incident_id == incident.id, NoticeVersion.origin == origin)
-    )
-    if seen is not None:
-        return None
-    kind = str(action.params.get("kind") or "initial")
-    template = str(action.params["template"])
-    current = latest_open(incident.id, session=session)
-    if kind == "initial" and current is not None:
-        _skip(incident, origin, f"notice {current.id} is already open", session=session, now=now)
-        return None
-    if kind == "all_clear":
-        if current is None:
-            _skip(incident, origin, "no open notice to clear", session=session, now=now)
-            return None
-        if current.published_number is None:
-            _withdraw_drafts(current, "resolved before publication", session=session, now=now)
-            return None
-    errors: list[FieldError] = []
-    texts = _texts(
-        incident,
-        playbook,
-        Draft(template=template),
-        now=now,
-        zone=zone,
-        stage_key=stage_key,
-        errors=errors,
-    )
-    if errors:
-        # A playbook is checked when it loads; a text that still renders wrong (an empty
-        # headline from the facts) is recorded rather than failing the stage again and again.
-        _skip(incident, origin, "; ".join(e.message for e in errors), session=session, now=now)
-        return None
-    notice = current or open_notice(incident, playbook, session=session, now=now, actor=None)
-    values = _resolve_fields(incident, playbook, Fields())
-    return add_version(
-        notice,
-        kind,
-        texts,
-        values,
-        session=session,
-        now=now,
-        actor=None,
-        template=template,
-        origin=origin,
     )
 
 

@@ -17,14 +17,16 @@ from incident.paging.acks import (
     pages_of,
     recipient_for_link,
 )
+from incident.paging.contacts import finish_direct_tests, test_contacts
 from incident.paging.escalation import (
     escalate,
     mark_delivered,
     on_deadline,
     on_delivery_outcome,
 )
+from incident.paging.flood import send_bundle
 from incident.paging.messages import DRILL_MARK, message_for
-from incident.paging.pages import alert_duty, open_page, page_for_action, send_bundle, test_contacts
+from incident.paging.pages import alert_duty, open_page, page_for_action
 from incident.paging.policy import BUNDLE_JOB, DEADLINE_JOB, DUTY_LEVEL, PagingPolicy, chain_for
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "chain_for",
     "decline",
     "escalate",
+    "finish_direct_tests",
     "get_page",
     "mark_delivered",
     "message_for",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from incident import jobs, timeline
+from incident.db import locked
 from incident.errors import Conflict, Forbidden, Gone, NotFound
 from incident.logs import get_logger
 from incident.models import AckToken, Incident, Page, PageRecipient
@@ -28,7 +30,12 @@ def acknowledge(
     session: Session,
     now: datetime,
 ) -> Page:
-    """Acknowledge a page; pending escalation is cancelled. A repeat changes nothing."""
+    """Acknowledge a page; pending escalation is cancelled. A repeat changes nothing.
+
+    The page row is locked first: a deadline or a failed delivery moving the page on at the
+    same moment either finished before (and this acknowledges the escalated page) or waits
+    and then finds it acknowledged."""
+    page = _lock(page, session=session)
     if page.status == "acked":
         return page
     incident = session.get(Incident, page.incident_id)
@@ -68,6 +75,7 @@ def decline(
     playbook: Playbook | None,
 ) -> Page:
     """A recipient cannot take it: escalate at once."""
+    page = _lock(page, session=session)
     if page.status == "acked":
         raise Conflict("the page is already acknowledged")
     incident = session.get(Incident, page.incident_id)
@@ -99,15 +107,20 @@ def recipient_for_link(
 
 
 def acknowledge_by_link(token: str, *, session: Session, now: datetime, links: AckLinks) -> Page:
-    """Acknowledge through a signed link; each link works once (410 after)."""
+    """Acknowledge through a signed link; each link works once (410 after, also to a second
+    confirmation racing the first: it waits for the page's lock, then finds the link used)."""
     recipient_id, nonce = links.read(token, now=now)
-    if session.get(AckToken, nonce) is not None:
-        raise Gone("this acknowledgement link was used already")
     recipient = session.get(PageRecipient, recipient_id)
     if recipient is None:
         raise NotFound("this acknowledgement link is not valid")
-    session.add(AckToken(nonce=nonce, recipient_id=recipient.id, used_at=now))
-    session.flush()
+    _lock(recipient.page, session=session)
+    if session.get(AckToken, nonce, populate_existing=True) is not None:
+        raise Gone("this acknowledgement link was used already")
+    try:
+        with session.begin_nested():
+            session.add(AckToken(nonce=nonce, recipient_id=recipient.id, used_at=now))
+    except IntegrityError:  # used by a transaction that committed meanwhile
+        raise Gone("this acknowledgement link was used already") from None
     return acknowledge(
         recipient.page,
         person_id=recipient.person_id,
@@ -141,6 +154,13 @@ def acknowledge_as(
         session=session,
         now=now,
     )
+
+
+def _lock(page: Page, *, session: Session) -> Page:
+    found = locked(session, Page, page.id)
+    if found is None:
+        raise NotFound(f"no page {page.id!r}")
+    return found
 
 
 def get_page(page_id: str, *, session: Session) -> Page:

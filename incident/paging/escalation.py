@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from incident import timeline
+from incident.db import locked
 from incident.models import Delivery, Incident, Page, PageRecipient, Person
 from incident.paging.pages import deliver, page_level
 from incident.paging.policy import PagingPolicy
@@ -53,20 +54,37 @@ def on_delivery_outcome(
     playbook: Playbook | None,
 ) -> None:
     """Move a page on after one of its deliveries failed for good: the recipient's next
-    contact method, or, when a whole level is unreachable, the next level."""
+    contact method, or, when a whole level is unreachable, the next level (a failed bundle
+    moves each page it carried). Each page is locked before its state is read (an
+    acknowledgement may be committing meanwhile)."""
     if sent.status == "delivered":
         mark_delivered([sent], session=session)
         return
-    recipients = [sent.recipient_id] if sent.recipient_id is not None else []
-    for recipient_id in recipients:
-        recipient = session.get(PageRecipient, recipient_id)
-        if recipient is None:
+    if sent.recipient_id is not None:
+        failed = [(sent.recipient_id, sent.contact_position)]
+    else:  # a bundle of pages held by the flood limit: each of them failed with it
+        failed = [
+            (recipient_id, position)
+            for recipient_id, position in session.execute(
+                select(Delivery.recipient_id, Delivery.contact_position)
+                .where(Delivery.bundled_into == sent.id, Delivery.recipient_id.is_not(None))
+                .order_by(Delivery.id)
+            ).all()
+            if recipient_id is not None
+        ]
+    for recipient_id, position in failed:
+        found = session.get(PageRecipient, recipient_id)
+        page = locked(session, Page, found.page_id) if found is not None else None
+        recipient = session.get(PageRecipient, recipient_id, populate_existing=True)
+        if recipient is None or page is None:
             continue
-        page = recipient.page
         incident = session.get(Incident, page.incident_id)
         assert incident is not None
         if recipient.status not in ("pending", "sent") or page.status == "acked":
             continue
+        if position is not None and position != recipient.contact_position:
+            continue  # this outcome was recorded already: the recipient moved on
+
         person = session.get(Person, recipient.person_id)
         assert person is not None
         recipient.contact_position += 1
@@ -107,6 +125,7 @@ def escalate(
     playbook: Playbook | None,
 ) -> None:
     """Page the next level of the chain (or alert the duty director at its end)."""
+    page = locked(session, Page, page.id) or page
     if page.status == "acked" or page.exhausted_at is not None:
         return
     incident = session.get(Incident, page.incident_id)
@@ -136,7 +155,7 @@ def on_deadline(
     policy: PagingPolicy,
     playbook: Playbook | None,
 ) -> None:
-    page = session.get(Page, page_id)
+    page = locked(session, Page, page_id)  # an acknowledgement may be committing meanwhile
     if page is None or page.level != level or page.status == "acked":
         return
     if page.target_kind == "duty" or (len(page.chain) <= 1 and page.target_kind == "group"):

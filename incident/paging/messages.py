@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from incident.logs import get_logger
 from incident.models import Incident, Page, Person
-from incident.playbook import Playbook, render_template
+from incident.playbook import LEVEL_NAMES_ZH, Playbook, render_template
+
+log = get_logger(__name__)
 
 SMS_LIMIT = 280
 
@@ -45,7 +48,18 @@ def message_for(
             "person_name": person.name,
             "stage": page.stage_key,
         }
-        body = render_template(playbook, page.template, lang, context, tz=zone)
+        try:
+            body = render_template(playbook, page.template, lang, context, tz=zone)
+        except Exception as exc:  # a page goes out whatever its template does with the facts
+            log.warning(
+                "page_template_failed",
+                incident_id=incident.id,
+                page_id=page.id,
+                playbook=playbook.id,
+                template=page.template,
+                error_type=type(exc).__name__,
+            )
+            body = fallback_text(incident, playbook, page, lang, ack_url)
     else:
         body = f"[{incident.severity}] {incident.title} {ack_url}"
     if incident.mode == "drill" and not body.lstrip().startswith(_DRILL_PREFIXES):
@@ -55,3 +69,22 @@ def message_for(
         body = body.replace(ack_url, "").rstrip()[:room].rstrip() + "… " + ack_url
     drill = "[DRILL] " if incident.mode == "drill" else ""
     return f"{drill}[{incident.severity}] {incident.title}"[:300], body
+
+
+def fallback_text(
+    incident: Incident, playbook: Playbook | None, page: Page, lang: str, ack_url: str
+) -> str:
+    """The plain page sent when its template fails to render: level, title, what is asked
+    (the stage's title) and the link, in ``lang``."""
+    asked: dict[str, str] | None = None
+    if playbook is not None and page.stage_key:
+        try:
+            asked = playbook.stage(page.stage_key).title
+        except KeyError:
+            asked = None
+    if lang == "en":
+        what = (asked or {}).get("en") or (asked or {}).get("zh") or "please respond"
+        return f"[Level {incident.severity}] {incident.title}: {what}. Acknowledge: {ack_url}"
+    what = (asked or {}).get("zh") or "请响应"
+    level = LEVEL_NAMES_ZH.get(incident.severity, incident.severity)
+    return f"【{level}】{incident.title}：{what}。请确认：{ack_url}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incident import delivery, jobs, timeline
-from incident.errors import NotFound
+from incident import delivery, jobs, roster, timeline
 from incident.logs import get_logger
 from incident.models import Delivery, Incident, Page, PageRecipient, Person, new_id
+from incident.paging.flood import recent_pages, window_end
 from incident.paging.messages import message_for
 from incident.paging.policy import (
     BUNDLE_JOB,
@@ -247,7 +247,7 @@ def deliver_many(
     counts = (
         {}
         if urgent
-        else _recent_pages(
+        else recent_pages(
             [address for _, _, address in reachable], session=session, now=now, policy=policy
         )
     )
@@ -279,97 +279,17 @@ def deliver_many(
     made = delivery.create_many(specs, session=session, now=now)
     for sent in made:
         if sent.status == "held":
-            window_end = _window_end(sent.address_hash, session=session, now=now, policy=policy)
+            ends = window_end(sent.address_hash, session=session, now=now, policy=policy)
             jobs.enqueue(
                 session,
                 BUNDLE_JOB,
                 {"address_hash": sent.address_hash},
-                key=f"bundle:{sent.address_hash}:{window_end.isoformat()}",
-                run_at=window_end,
+                key=f"bundle:{sent.address_hash}:{ends.isoformat()}",
+                run_at=ends,
                 incident_id=None,
             )
             log.info("page_held_by_flood_limit", delivery_id=sent.id, incident_id=incident.id)
     return made
-
-
-def _recent_pages(
-    addresses: list[str], *, session: Session, now: datetime, policy: PagingPolicy
-) -> dict[str, int]:
-    """Pages sent (not held) to each address within the flood window, by address hash."""
-    hashes = sorted({delivery.address_hash(a) for a in addresses})
-    rows = session.execute(
-        select(Delivery.address_hash, func.count())
-        .where(
-            Delivery.address_hash.in_(hashes),
-            Delivery.purpose == "page",
-            Delivery.status.not_in(("held", "bundled")),
-            Delivery.created_at > now - policy.flood_window,
-        )
-        .group_by(Delivery.address_hash)
-    ).all()
-    return {hashed: int(n) for hashed, n in rows}
-
-
-def _window_end(
-    address_hash: str, *, session: Session, now: datetime, policy: PagingPolicy
-) -> datetime:
-    oldest = session.scalar(
-        select(func.min(Delivery.created_at)).where(
-            Delivery.address_hash == address_hash,
-            Delivery.purpose == "page",
-            Delivery.status.not_in(("held", "bundled")),
-            Delivery.created_at > now - policy.flood_window,
-        )
-    )
-    if oldest is None:
-        return now
-    return max(now, oldest + policy.flood_window)
-
-
-def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delivery | None:
-    """Send the pages held back by the flood limit as one message."""
-    held = list(
-        session.scalars(
-            select(Delivery)
-            .where(
-                Delivery.address_hash == address_hash,
-                Delivery.status == "held",
-            )
-            .order_by(Delivery.id)
-        )
-    )
-    if not held:
-        return None
-    first = held[0]
-    if len(held) == 1:
-        first.status = "queued"
-        jobs.enqueue(
-            session,
-            delivery.SEND_JOB,
-            {"delivery_id": first.id},
-            key=f"delivery:{first.id}",
-            run_at=now,
-            incident_id=first.incident_id,
-            lane=jobs.Lane.LIVE,
-        )
-        return first
-    body = "\n".join(f"({n}) {d.body}" for n, d in enumerate(held, 1))
-    bundle = delivery.create(
-        session=session,
-        now=now,
-        purpose="page",
-        address=first.address,
-        subject=f"{len(held)} pages",
-        body=body,
-        idempotency_key=f"bundle:{address_hash}:{held[0].id}-{held[-1].id}",
-        person_id=first.person_id,
-        urgent=True,
-        lane=jobs.Lane.LIVE,
-    )
-    for d in held:
-        d.status = "bundled"
-        d.bundled_into = bundle.id
-    return bundle
 
 
 def exhausted(
@@ -383,18 +303,46 @@ def exhausted(
     if page.target_kind == "duty":
         return
     target = f"{page.target_kind}:{page.target_id}"
-    alert_duty(
+    level, people = _who_hears_of_silence(page, session=session, now=now, policy=policy)
+    if not people:
+        log.warning("page_unanswered_nobody_left", page_id=page.id, incident_id=incident.id)
+        return
+    open_page(
         incident,
+        None,
+        kind="duty",
+        target=level,
+        chain=[[f"person:{person_id}" for person_id in people]],
+        template="",
+        ack_within=policy.duty_ack_within,
+        origin=f"duty:unanswered:{page.id}",
+        stage_key=None,
+        session=session,
+        now=now,
+        policy=policy,
         text={
             "zh": f"无人响应：{incident.title} 的呼叫（{target}）已升级到最后一级仍无人确认。",
             "en": f"Nobody answered: the page for {incident.title} ({target}) reached the "
             f"end of its chain unacknowledged.",
         },
-        reason=f"unanswered:{page.id}",
-        session=session,
-        now=now,
-        policy=policy,
     )
+
+
+ABOVE_THE_SILENT = (DUTY_LEVEL, "director", "deputy_director")
+"""Who hears that a page went unanswered: the first of these roles with someone the page did
+not page already (the duty director on duty, else the director, else a deputy director)."""
+
+
+def _who_hears_of_silence(
+    page: Page, *, session: Session, now: datetime, policy: PagingPolicy
+) -> tuple[str, list[str]]:
+    silent = {r.person_id for r in page.recipients}
+    for role in ABOVE_THE_SILENT:
+        found = roster.resolve_level(role, now, session=session, zone=policy.zone)
+        people = [p.id for p in found if p.id not in silent]
+        if people:
+            return role, people
+    return DUTY_LEVEL, []
 
 
 def alert_duty(
@@ -422,32 +370,3 @@ def alert_duty(
         policy=policy,
         text=text,
     )
-
-
-def test_contacts(
-    person_id: str, *, session: Session, now: datetime, direct: bool = False
-) -> list[Delivery]:
-    """A test message to each of a person's contact methods (``roster test``): queued for
-    the worker, or (``direct``) left for the caller to send at once."""
-    person = session.get(Person, person_id)
-    if person is None or not person.active:
-        raise NotFound(f"no active person {person_id!r} in the roster")
-    stamp = now.strftime("%Y%m%dT%H%M%S")
-    sent = []
-    for index, contact in enumerate(person.contacts):
-        sent.append(
-            delivery.create(
-                session=session,
-                now=now,
-                purpose="test",
-                address=contact.url,
-                subject="incident: test message / 测试消息",
-                body=f"测试消息：这是 incident 对联系方式 {index + 1} 的测试，无需处理。"
-                f" Test message to contact method {index + 1}; no action needed.",
-                idempotency_key=f"test:{person.id}:{index}:{stamp}",
-                person_id=person.id,
-                contact_position=index,
-                status="sending" if direct else "queued",
-            )
-        )
-    return sent

@@ -94,7 +94,7 @@ def render(
             lang: render_template(playbook, template, lang, context, tz=zone)
             for lang in ("zh", "en")
         }
-    except (TemplateError, TypeError, ValueError) as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise ValidationFailed(
             "the template failed to render",
             [FieldError("template", f"the template failed to render: {exc}")],

@@ -11,7 +11,9 @@ from incident.playbook.conditions import (
     parse_condition,
 )
 from incident.playbook.durations import format_duration, parse_duration
-from incident.playbook.loader import load_playbook, load_playbooks, parse_playbook_text
+from incident.playbook.files import BrokenFile, load_playbook, load_playbooks, read_playbooks
+from incident.playbook.loader import parse_playbook_text
+from incident.playbook.probe import rendering_problems
 from incident.playbook.schema import (
     ACTIONS,
     BUILTIN_FACTS,
@@ -51,6 +53,7 @@ __all__ = [
     "TEMPLATE_BUILTINS",
     "TRIGGERS",
     "Action",
+    "BrokenFile",
     "Condition",
     "ConditionSyntaxError",
     "InputSpec",
@@ -65,5 +68,7 @@ __all__ = [
     "parse_condition",
     "parse_duration",
     "parse_playbook_text",
+    "read_playbooks",
     "render_template",
+    "rendering_problems",
 ]

@@ -7,7 +7,6 @@ import hashlib
 import re
 from collections.abc import Collection, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -52,50 +51,6 @@ _TRIGGER_HELP = 'declared, manual, resolved, {after: 10m}, {every: 20m} or {if: 
 def parse_playbook_text(text: str, filename: str, roster: RosterRefs | None = None) -> Playbook:
     """Check a playbook's text; PlaybookError lists every problem found, each with its line."""
     return _Reader(filename, roster).playbook(text)
-
-
-def load_playbook(path: Path | str, roster: RosterRefs | None = None) -> Playbook:
-    """Read and check one playbook file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PlaybookError([Problem(str(path), 0, f"cannot read the file: {error}")]) from None
-    return parse_playbook_text(text, str(path), roster)
-
-
-def load_playbooks(paths: Sequence[Path], roster: RosterRefs | None = None) -> dict[str, Playbook]:
-    """Load playbook files and folders (their ``*.yaml``, ``*.yml``) by id; one error for all."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = (p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            files.extend(sorted(found))
-        else:
-            files.append(path)
-    problems: list[Problem] = []
-    playbooks: dict[str, Playbook] = {}
-    for file in dict.fromkeys(files):
-        try:
-            playbook = load_playbook(file, roster)
-        except PlaybookError as error:
-            problems.extend(error.problems)
-            continue
-        if playbook.id in playbooks:
-            first = playbooks[playbook.id].path
-            line = _id_line(playbook.source)
-            problems.append(Problem(str(file), line, f"id '{playbook.id}' is also used by {first}"))
-        else:
-            playbooks[playbook.id] = playbook
-    if problems:
-        raise PlaybookError(problems)
-    return playbooks
-
-
-def _id_line(source: str) -> int:
-    for number, line in enumerate(source.splitlines(), start=1):
-        if re.match(r"id\s*:", line):
-            return number
-    return 1
 
 
 def _at(node: Any, how: str, key: Any, default: int) -> int:
@@ -164,6 +119,9 @@ class _Reader:
             stages=stages,
             templates={
                 name: {k: v[0] for k, v in texts.items()} for name, texts in templates.items()
+            },
+            template_lines={
+                name: {k: v[1] + 1 for k, v in texts.items()} for name, texts in templates.items()
             },
             source=text,
             digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -183,6 +183,8 @@ class Playbook:
     path: str
     roles: dict[str, dict[str, str]] = field(default_factory=dict)
     """Who fills each command role at declaration: role -> {department|role|person: id}."""
+    template_lines: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    """Where each template's text starts in the file: name -> language -> 1-based line."""
 
     def stage(self, stage_id: str) -> StageSpec:
         """Find a stage by id; KeyError if the playbook has none."""

@@ -57,6 +57,11 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(
             {"status": "unavailable", "database": type(exc).__name__}, status_code=503
         )
+    catalog = state.catalog
+    checks["playbooks"] = {  # a broken file is served from its last good version, or absent
+        "loaded": len(catalog.ids()),
+        "broken": [broken.to_summary() for broken in catalog.broken],
+    }
     if checks["migrations"] != "current":
         return JSONResponse({"status": "unavailable", **checks}, status_code=503)
     started = state.embedded_worker_started

@@ -197,7 +197,7 @@ def test_drills_run_and_schedule_from_the_command_line(env: dict[str, str]) -> N
     assert bad.returncode == 1 and "cron" in bad.stderr
 
 
-def test_the_service_refuses_to_start_on_an_invalid_playbook_and_says_which(
+def test_an_invalid_playbook_is_reported_with_its_line_but_the_others_still_run(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     folder = tmp_path / "playbooks"
@@ -206,8 +206,19 @@ def test_the_service_refuses_to_start_on_an_invalid_playbook_and_says_which(
         "id: broken\nversion: 1\ntitle: {zh: 坏, en: Broken}\nkind: mass_delay\n"
         "stages:\n  - id: a\n    when: {every: soon}\n    actions: []\n"
     )
+    (folder / "mass-delay.yaml").write_text(
+        (ROOT / "playbooks" / "mass-delay.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    local = {**env, "INCIDENT_PLAYBOOKS_DIR": str(folder)}
     assert run("db", "upgrade", env=env).returncode == 0
-    for command in (("serve", "--port", "1"), ("worker",)):
-        result = run(*command, env={**env, "INCIDENT_PLAYBOOKS_DIR": str(folder)})
-        assert result.returncode == 1, command
-        assert f"{folder / 'broken.yaml'}:7:" in result.stderr
+    assert run("demo", env=local).returncode == 0
+    facts = ("--fact", "line=G", "--fact", "expected_delay_min=90", "--fact", "trains_affected=3")
+    declared = run("declare", "mass-delay", "--severity", "III", "--title", "T", *facts, env=local)
+    assert declared.returncode == 0, declared.stderr
+    output = declared.stdout + declared.stderr
+    assert "playbook_broken" in output and str(folder / "broken.yaml") in output
+    assert "line=7" in output or "'line': 7" in output or '"line": 7' in output
+    refused = run("declare", "broken", "--severity", "III", "--title", "T", env=local)
+    assert refused.returncode != 0
+    checked = run("playbooks", "check", str(folder), env=local)
+    assert checked.returncode == 1 and f"{folder / 'broken.yaml'}:7:" in checked.stdout

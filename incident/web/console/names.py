@@ -37,6 +37,9 @@ class Names:
         if kind == "person":
             name = self.person(ident)
             return (name, name)
+        if kind == "duty" and ident not in ("duty_director", ""):
+            zh, en = self.level(ident)  # a silent duty director's alert goes one up
+            return (f"{zh}（告警）", f"{en} (alert)")
         if kind == "duty":
             return ("值班领导（告警）", "Duty director (alert)")
         if kind == "group":

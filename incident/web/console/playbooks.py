@@ -23,8 +23,13 @@ from incident.web.state import state_of
 @console_page
 async def list_playbooks(request: Request, user: Principal) -> Response:
     """Every playbook the service runs."""
+    catalog = state_of(request).catalog
     return render(
-        request, "console/playbooks.html", user=user, playbooks=list(state_of(request).catalog)
+        request,
+        "console/playbooks.html",
+        user=user,
+        playbooks=list(catalog),
+        broken=[b.to_summary() for b in catalog.broken],
     )
 
 

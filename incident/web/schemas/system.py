@@ -16,6 +16,23 @@ from incident.web.schemas.base import (
 )
 
 WORKERS = array(obj({"worker": STR, "host": STR, "heartbeat_age_s": NUM}))
+PLAYBOOKS = obj(
+    {
+        "loaded": INT,
+        "broken": array(
+            obj(
+                {
+                    "file": STR,
+                    "line": INT,
+                    "error": STR,
+                    "problems": INT,
+                    "playbook": STR,
+                    "serving": STR,
+                }
+            )
+        ),
+    }
+)
 
 # The media types a 2xx may carry, and why.
 NON_JSON: dict[str, tuple[str, ...]] = {
@@ -35,6 +52,9 @@ OPERATIONS: dict[str, Schema] = {
                         "migrations": STR,
                         "workers": WORKERS,
                         "workers_alive": INT,
+                        # playbook files that failed to load: served from their last good
+                        # version, or absent (`serving` says which)
+                        "playbooks": PLAYBOOKS,
                     }
                 )
             ),
@@ -51,9 +71,16 @@ OPERATIONS: dict[str, Schema] = {
                                 "migrations": STR,
                                 "workers": WORKERS,
                                 "workers_alive": INT,
+                                "playbooks": PLAYBOOKS,
                                 "reason": STR,
                             },
-                            optional=("migrations", "workers", "workers_alive", "reason"),
+                            optional=(
+                                "migrations",
+                                "workers",
+                                "workers_alive",
+                                "playbooks",
+                                "reason",
+                            ),
                         )
                     }
                 },
