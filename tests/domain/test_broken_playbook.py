@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from incident import security
+from incident import operations, security
 from incident.app import create_app, load_catalog, pin_catalog
 from incident.clock import FrozenClock
 from incident.db import Database
@@ -74,6 +74,16 @@ def test_readyz_and_the_console_name_the_broken_playbook(
     pin_catalog(load_catalog(local, seeded), seeded, clock)
     (folder / "mass-delay.yaml").write_text(BROKEN, encoding="utf-8")
     app = create_app(local, db=seeded, clock=clock, run_worker=False)
+    with seeded.transaction() as session:  # a worker is alive: /readyz says ready (#14)
+        operations.beat(
+            "w1",
+            host="h",
+            pid=1,
+            started_at=clock.now(),
+            jobs_done=0,
+            session=session,
+            now=clock.now(),
+        )
     with TestClient(app, raise_server_exceptions=False) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200
