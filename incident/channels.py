@@ -38,6 +38,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from incident.channel_limits import ChannelLimits, Rate
 from incident.logs import get_logger
 
 log = get_logger(__name__)
@@ -62,6 +63,7 @@ class Message:
     idempotency_key: str
     values: dict[str, str] | None = field(default=None, repr=False)
     tried: int = 0  # attempts made for this delivery before (earlier runs of its job)
+    lane: int = 0  # incident.jobs.Lane of its send: who goes first at a rate-limited gateway
 
     def resolved_address(self) -> str:
         """The address with its placeholders filled (URL-quoted)."""
@@ -153,6 +155,7 @@ class SendPolicy:
     max_backoff_seconds: float = 10.0
     in_flight: int = 256
     apprise_threads: int = 32
+    rates: tuple[tuple[str, Rate], ...] = ()  # gateway rate limits by scheme or host
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -263,6 +266,7 @@ class Sender:
         self._stopping = threading.Event()
         self._wake_sleepers: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Outcome]] = set()
+        self.limits = ChannelLimits(dict(self.policy.rates))
         # apprise loads its plugins on first use (~0.3 s): do it now, not on the event loop
         apprise.Apprise.instantiate("json://localhost")
 
@@ -400,6 +404,10 @@ class Sender:
     async def _attempt(
         self, message: Message, outcome: Outcome, fence: Fence | None = None
     ) -> None:
+        if self.limits:
+            await self.limits.take(
+                message.address, message.lane
+            )  # the gateway's rate: wait for a turn
         if self._stopping.is_set():
             raise _Stopping
         if fence is not None and not fence(message):
@@ -427,6 +435,8 @@ class Sender:
             outcome.tries.append(Try(started, ms, "delivered", 200 if scheme != "inbox" else None))
             return
         status = getattr(error, "status", None)
+        if isinstance(error, Transient) and status == 429 and self.limits:
+            self.limits.pause(message.address, error.retry_after or 1.0)
         kind = "transient" if isinstance(error, Transient) else "permanent"
         outcome.tries.append(Try(started, ms, kind, status, str(error)[:500]))
         log.info(

@@ -113,6 +113,7 @@ class Spec:
     urgent: bool = False
     status: str = "queued"
     lane: jobs.Lane | None = None  # by purpose and urgency when not given
+    run_at: datetime | None = None  # when its send is due (now when not given)
 
     @property
     def send_lane(self) -> jobs.Lane:
@@ -197,7 +198,12 @@ def insert_many(specs: list[Spec], *, session: Session, now: datetime) -> list[i
         session,
         [
             jobs.NewJob(
-                SEND_JOB, {"delivery_id": i}, f"delivery:{i}", now, spec.incident_id, spec.send_lane
+                SEND_JOB,
+                {"delivery_id": i},
+                f"delivery:{i}",
+                spec.run_at or now,
+                spec.incident_id,
+                spec.send_lane,
             )
             for i, spec in zip(ids, specs, strict=True)
             if spec.status == "queued"

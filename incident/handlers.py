@@ -17,12 +17,25 @@ from sqlalchemy.orm import Session
 
 from incident import command, delivery, drills, notices, paging, passengers, response
 from incident.catalog import Catalog
+from incident.channel_limits import Rate, host_of, parse_rules
 from incident.channels import Outcome, SendPolicy
+from incident.errors import ConfigError
 from incident.jobs import Claimed
 from incident.models import Delivery, InboxMessage, Incident, Page
 from incident.playbook import Playbook
 from incident.security import AckLinks
 from incident.settings import Settings
+
+
+def gateway_rates(settings: Settings) -> dict[str, Rate]:
+    """The rate rules of INCIDENT_CHANNEL_RATES, and the SMS gateway's own rate."""
+    rules = parse_rules(settings.channel_rates, setting="INCIDENT_CHANNEL_RATES")
+    if settings.sms_gateway_rate.strip():
+        host = host_of(str(settings.sms_gateway).replace("{phone}", "0"))
+        if not host:
+            raise ConfigError("INCIDENT_SMS_GATEWAY_RATE: INCIDENT_SMS_GATEWAY names no host")
+        rules[host] = Rate.parse(settings.sms_gateway_rate, setting="INCIDENT_SMS_GATEWAY_RATE")
+    return rules
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Context:
             total_seconds=s.delivery_total_seconds,
             backoff_seconds=s.delivery_backoff_seconds,
             in_flight=s.delivery_in_flight,
+            rates=tuple(gateway_rates(s).items()),
         )
 
     def playbook_for(self, incident_id: str | None, *, session: Session) -> Playbook | None:

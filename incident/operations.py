@@ -52,6 +52,18 @@ def beat(
     session.execute(stmt)
 
 
+def alive_workers(*, session: Session, now: datetime, within: timedelta) -> int:
+    """Workers that beat within ``within`` and did not say they stopped."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                WorkerHeartbeat.beat_at > now - within, WorkerHeartbeat.stopped_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
 @dataclass(frozen=True)
 class WorkerState:
     owner: str

@@ -63,6 +63,8 @@ class Settings:
     delivery_total_seconds: float = 25.0
     delivery_backoff_seconds: float = 0.5
     delivery_in_flight: int = 256
+    channel_rates: str = ""
+    sms_gateway_rate: str = ""
     inbound_secret: Secret = field(default_factory=lambda: Secret(""))
     notice_four_eyes: bool = False
     public_channels: Secret = field(default_factory=lambda: Secret(""))

@@ -299,6 +299,7 @@ class Worker:
                         row.idempotency_key,
                         values,
                         tried=row.attempts,
+                        lane=job.priority,
                     )
                 )
         for outcome in given_up:
@@ -461,6 +462,11 @@ class Worker:
                 stopped=stopped,
             )
             kept = jobs.extend(session, sorted(flying), owner=self.owner, until=now + self.lease)
+            if self.sender is not None and self.sender.limits:
+                # Gateways' rates are shared by the workers alive now.
+                self.sender.limits.set_share(
+                    operations.alive_workers(session=session, now=now, within=self.takeover)
+                )
         with self._flight:
             for job_id, delivery_id in flying.items():
                 if delivery_id in self._lease_until:

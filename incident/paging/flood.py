@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from incident import delivery, jobs
-from incident.models import Delivery
+from incident.models import Delivery, Incident, Person
+from incident.paging.messages import DRILL_MARK
 from incident.paging.policy import PagingPolicy
 
 
@@ -47,20 +48,29 @@ def window_end(
     return max(now, oldest + policy.flood_window)
 
 
-def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delivery | None:
-    """Send the pages held back by the flood limit as one message."""
-    held = list(
-        session.scalars(
-            select(Delivery)
-            .where(
-                Delivery.address_hash == address_hash,
-                Delivery.status == "held",
-            )
-            .order_by(Delivery.id)
-        )
-    )
-    if not held:
-        return None
+def send_bundle(address_hash: str, *, session: Session, now: datetime) -> list[Delivery]:
+    """Send the pages held back by the flood limit: one message per mode (a drill's pages
+    are never bundled with live ones), in the person's language. A held page alone goes
+    as it is."""
+    held = session.execute(
+        select(Delivery, Incident.mode)
+        .join(Incident, Incident.id == Delivery.incident_id)
+        .where(Delivery.address_hash == address_hash, Delivery.status == "held")
+        .order_by(Delivery.id)
+    ).all()
+    sent = []
+    for mode in ("live", "drill"):
+        group = [d for d, m in held if m == mode]
+        if group:
+            sent.append(_bundle(group, mode, address_hash, session=session, now=now))
+    return sent
+
+
+def _bundle(
+    held: list[Delivery], mode: str, address_hash: str, *, session: Session, now: datetime
+) -> Delivery:
+    drill = mode == "drill"
+    lane = jobs.Lane.DRILL if drill else jobs.Lane.LIVE
     first = held[0]
     if len(held) == 1:
         first.status = "queued"
@@ -71,21 +81,27 @@ def send_bundle(address_hash: str, *, session: Session, now: datetime) -> Delive
             key=f"delivery:{first.id}",
             run_at=now,
             incident_id=first.incident_id,
-            lane=jobs.Lane.LIVE,
+            lane=lane,
         )
         return first
+    person = session.get(Person, first.person_id) if first.person_id else None
+    english = person is not None and person.language.lower().startswith("en")
+    count = len(held)
+    subject = f"{count} pages held back" if english else f"{count} 条呼叫（汇总）"
+    if drill:
+        subject = f"{DRILL_MARK}{subject}"
     body = "\n".join(f"({n}) {d.body}" for n, d in enumerate(held, 1))
     bundle = delivery.create(
         session=session,
         now=now,
         purpose="page",
         address=first.address,
-        subject=f"{len(held)} pages",
+        subject=subject,
         body=body,
-        idempotency_key=f"bundle:{address_hash}:{held[0].id}-{held[-1].id}",
+        idempotency_key=f"bundle:{address_hash}:{mode}:{first.id}-{held[-1].id}",
         person_id=first.person_id,
         urgent=True,
-        lane=jobs.Lane.LIVE,
+        lane=lane,
     )
     for d in held:
         d.status = "bundled"

@@ -244,9 +244,11 @@ def deliver_many(
             reachable.append((recipient, person, person.contacts[recipient.contact_position].url))
     if not reachable:
         return []
+    # Never held: the first pages of an incident and escalations (reminders and repeated
+    # updates may be bundled).
     counts = (
         {}
-        if urgent
+        if first
         else recent_pages(
             [address for _, _, address in reachable], session=session, now=now, policy=policy
         )

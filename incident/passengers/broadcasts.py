@@ -15,7 +15,7 @@ never holds a phone number in clear.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from incident import delivery, jobs, timeline
+from incident.channel_limits import Rate
 from incident.errors import ConfigError, Conflict, FieldError, NotFound, ValidationFailed
 from incident.logs import get_logger
 from incident.models import (
@@ -363,6 +364,7 @@ def prepare(
         vault,
         session=session,
         now=now,
+        pace=gateway_pace(settings),
     )
     if len(rows) == PREPARE_CHUNK:
         _enqueue_prepare(broadcast, rows[-1].id, session=session, now=now)
@@ -414,6 +416,23 @@ def _prepare_drill(
     )
 
 
+def gateway_pace(settings: Settings) -> float | None:
+    """Messages per second the SMS gateway takes (INCIDENT_SMS_GATEWAY_RATE), if limited."""
+    if not settings.sms_gateway_rate.strip():
+        return None
+    rate = Rate.parse(settings.sms_gateway_rate, setting="INCIDENT_SMS_GATEWAY_RATE")
+    return rate.count / rate.window
+
+
+def paced(broadcast: Broadcast, seq: int, pace: float | None, now: datetime) -> datetime:
+    """When a broadcast's ``seq``-th message is due: at the gateway's pace from the start of
+    the broadcast. Two broadcasts then take turns at the gateway (the worker takes the
+    oldest due first) instead of the second waiting for all of the first (#15)."""
+    if pace is None:
+        return now
+    return max(now, broadcast.created_at + timedelta(seconds=(seq - 1) / pace))
+
+
 def _make(
     broadcast: Broadcast,
     targets: list[tuple[int | None, str | None, str, str, Any]],
@@ -422,6 +441,7 @@ def _make(
     *,
     session: Session,
     now: datetime,
+    pace: float | None = None,
 ) -> int:
     """Recipients and their deliveries, in one batch; targets are (passenger id, group,
     phone hash, language, E.164 number)."""
@@ -442,6 +462,7 @@ def _make(
                 idempotency_key=f"bc:{broadcast.id}:{who}",
                 incident_id=broadcast.incident_id,
                 lane=delivery.lane_for("broadcast", drill=broadcast.mode == "drill"),
+                run_at=paced(broadcast, seq, pace, now),
             )
         )
         kept.append((passenger_id, group_id, phone_hash, language))
