@@ -283,7 +283,7 @@ def roster_group() -> None:
 @pass_env
 def roster_load(env: Env, file: Path) -> None:
     """Load (replace) the roster from a YAML file."""
-    doc = roster.load_roster_file(file)
+    doc = roster.load_roster_file(file, allow_link_local=env.settings.allow_link_local_urls)
     with env.db.transaction() as session:
         counts = roster.apply_roster(doc, session=session)
     click.echo("loaded " + ", ".join(f"{n} {what}" for what, n in counts.items()))

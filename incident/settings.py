@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incident.errors import ConfigError
+from incident.urlguard import check_url
 
 PREFIX = "INCIDENT_"
 DEV_SECRET = "dev-insecure-secret-change-me"
@@ -64,6 +66,9 @@ class Settings:
     notice_four_eyes: bool = False
     public_channels: Secret = field(default_factory=lambda: Secret(""))
     drill_notice_channel: str = "inbox://drill-notices"
+    # Security (#16): channels a drill may name, as name=url pairs set by an admin
+    drill_channels: Secret = field(default_factory=lambda: Secret(""))
+    allow_link_local_urls: bool = False
     cap_sender: str = ""
     notice_cache_seconds: float = 1.0
     demo_inbox: bool = True
@@ -87,8 +92,32 @@ class Settings:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def drill_channel_urls(self) -> dict[str, str]:
+        """The channels a drill may name: ``INCIDENT_DRILL_CHANNELS`` and ``default`` (the
+        drill notice channel)."""
+        return {
+            DEFAULT_DRILL_CHANNEL: self.drill_notice_channel,
+            **parse_pairs(self.drill_channels),
+        }
+
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+DEFAULT_DRILL_CHANNEL = "default"
+_CHANNEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def parse_pairs(text: str) -> dict[str, str]:
+    """``name=url,name=url`` (a URL's own commas are not supported); ValueError when malformed."""
+    found: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, url = part.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not _CHANNEL_NAME.fullmatch(name) or "://" not in url:
+            raise ValueError("expected name=url pairs, names of a-z, 0-9, '.', '_', '-'")
+        found[name] = url
+    return found
 
 
 def _convert(name: str, raw: str, kind: object) -> object:
@@ -146,6 +175,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"{PREFIX}SMS_GATEWAY: an apprise URL with {{phone}} where the number goes"
         )
+    try:
+        channels = settings.drill_channel_urls()
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}DRILL_CHANNELS: {exc}") from None
+    urls = {
+        "OPS_ALERT_URLS": str(settings.ops_alert_urls).split(","),
+        "PUBLIC_CHANNELS": str(settings.public_channels).split(","),
+        "DRILL_CHANNELS": list(channels.values()),
+        "SMS_GATEWAY": [str(settings.sms_gateway)],
+    }
+    for name, listed in urls.items():
+        for url in (u for u in listed if u.strip()):
+            refused = check_url(url, allow_link_local=settings.allow_link_local_urls)
+            if refused:
+                raise ConfigError(
+                    f"{PREFIX}{name}: {refused}; set {PREFIX}ALLOW_LINK_LOCAL_URLS=true to allow it"
+                )
     return settings
 
 
