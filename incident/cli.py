@@ -15,11 +15,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from incident import migrate, response, roster, security, timeline
 from incident.clock import SystemClock
 from incident.db import Database, wait_until_reachable
-from incident.errors import FileError, IncidentError, ValidationFailed
+from incident.errors import ConfigError, FileError, IncidentError, ValidationFailed
 from incident.logs import configure_logging
 from incident.models import Incident
 from incident.playbook import RosterRefs, load_playbooks
-from incident.settings import Settings, load_settings
+from incident.settings import Settings, load_settings, weak_key_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +39,29 @@ class Env:
 
 
 pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+def _has_passenger_data(env: Env) -> bool:
+    from sqlalchemy import select
+
+    from incident.models import Inquiry, Passenger
+
+    try:
+        with env.db.reading() as session:
+            return any(
+                session.scalar(select(model.id).limit(1)) is not None
+                for model in (Passenger, Inquiry)
+            )
+    except SQLAlchemyError:  # not migrated yet: no passenger data
+        return False
+
+
+def refuse_weak_keys(env: Env, host: str | None = None) -> None:
+    """Stop a long-running process (serve, worker, auditor) started with a development or
+    short secret key (or derived data keys over passenger data) off loopback."""
+    problem = weak_key_problem(env.settings, host=host, has_passenger_data=_has_passenger_data(env))
+    if problem is not None:
+        raise ConfigError(f"refusing to start: {problem}")
 
 
 def parse_facts(pairs: Sequence[str]) -> dict[str, Any]:
@@ -73,6 +96,7 @@ def serve(env: Env, host: str, port: int, no_worker: bool) -> None:
     from incident.app import create_app
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
+    refuse_weak_keys(env, host)
     app = create_app(env.settings, db=env.db, run_worker=False if no_worker else None)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
 
@@ -89,6 +113,7 @@ def worker(env: Env) -> None:
     from incident.worker import Worker
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
+    refuse_weak_keys(env)
     catalog = load_catalog(env.settings, env.db)
     clock = SystemClock()
     pin_catalog(catalog, env.db, clock)
@@ -115,6 +140,7 @@ def auditor(env: Env) -> None:
     from incident.channels import Sender, SendPolicy
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
+    refuse_weak_keys(env)
     sender = Sender(SendPolicy())
     watcher = Auditor(env.db, env.settings, SystemClock(), sender)
     done = threading.Event()

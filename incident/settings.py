@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incident.errors import ConfigError
@@ -193,6 +195,47 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     f"{PREFIX}{name}: {refused}; set {PREFIX}ALLOW_LINK_LOCAL_URLS=true to allow it"
                 )
     return settings
+
+
+SECRET_MIN_BYTES = 32
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def weak_key_problem(
+    settings: Settings, *, host: str | None = None, has_passenger_data: bool = False
+) -> str | None:
+    """Why a process (serve, worker, auditor) must not start with these keys, or None.
+
+    The development secret key, or one shorter than 32 bytes, is refused unless the process
+    is a local try-out: bound to loopback (``host``; without one, the public URL's host) with
+    the demo inbox on. The same holds for passenger data keys derived from the secret key
+    (``INCIDENT_DATA_KEYS`` unset) once passenger data exists. Only process start-up calls
+    this: building ``Settings`` never refuses."""
+    bound = host if host is not None else urlsplit(settings.public_url).hostname
+    if settings.demo_inbox and _loopback(bound):
+        return None
+    secret = str(settings.secret_key)
+    if secret == DEV_SECRET or len(secret.encode()) < SECRET_MIN_BYTES:
+        return (
+            f"{PREFIX}SECRET_KEY is the development value or shorter than {SECRET_MIN_BYTES} "
+            "bytes; set a long random value (e.g. `openssl rand -base64 48`)"
+        )
+    if has_passenger_data and not str(settings.data_keys).strip():
+        return (
+            f"{PREFIX}DATA_KEYS is not set and passenger data exists (its key is derived from "
+            "the secret key); set a Fernet key and run `incident passengers rotate-keys`"
+        )
+    return None
 
 
 def setting_names() -> list[str]:
