@@ -36,6 +36,7 @@ from incident.web import (
     public,
     system,
 )
+from incident.web.accesslog import AccessLog
 from incident.web.problems import (
     database_error_handler,
     http_error_handler,
@@ -88,6 +89,7 @@ def create_app(
     clock: Clock | None = None,
     catalog: Catalog | None = None,
     run_worker: bool | None = None,
+    access_log: bool = False,
 ) -> Starlette:
     db = db or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
@@ -143,6 +145,8 @@ def create_app(
         same_site="lax",
         https_only=settings.public_url.startswith("https://"),
     )
+    if access_log:  # `incident serve`: our access log, with route templates, never paths
+        app.add_middleware(AccessLog)
     app.add_middleware(RequestContext)
     app.state.incident = state
     return app

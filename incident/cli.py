@@ -97,8 +97,11 @@ def serve(env: Env, host: str, port: int, no_worker: bool) -> None:
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
     refuse_weak_keys(env, host)
-    app = create_app(env.settings, db=env.db, run_worker=False if no_worker else None)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+    app = create_app(
+        env.settings, db=env.db, run_worker=False if no_worker else None, access_log=True
+    )
+    # uvicorn's access log prints paths (signed /ack/ links): ours prints route templates
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from incident import errors
 from incident.db import database_unavailable
 from incident.logs import get_logger
+from incident.web.accesslog import route_of
 
 log = get_logger(__name__)
 
@@ -99,7 +100,9 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
     if not database_unavailable(exc):
         return from_error(exc)
     cause = getattr(exc, "orig", None) or exc
-    log.warning("database_unavailable", error_type=type(cause).__name__, path=request.url.path)
+    log.warning(
+        "database_unavailable", error_type=type(cause).__name__, route=route_of(request.scope)
+    )
     response = problem(
         503, "the database is unavailable; try again shortly", slug="database-unavailable"
     )
