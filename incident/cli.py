@@ -19,6 +19,7 @@ from incident.errors import ConfigError, FileError, IncidentError, ValidationFai
 from incident.logs import configure_logging
 from incident.models import Incident
 from incident.playbook import RosterRefs, load_playbooks
+from incident.privacy import mask_error
 from incident.settings import Settings, load_settings, weak_key_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -350,7 +351,7 @@ def roster_test(env: Env, person_id: str) -> None:
             last = outcome.tries[-1] if outcome.tries else None
             detail = f"{len(outcome.tries)} attempt(s)"
             if last is not None and last.outcome != "delivered":
-                detail += f", {last.error}"
+                detail += f", {mask_error(last.error or '')}"
                 failed += 1
             click.echo(
                 f"{(sent.contact_position or 0) + 1}. {sent.channel}: {sent.status} ({detail})"

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from incident import paging, response
 from incident.errors import AuthError, Gone, NotFound
 from incident.models import ContactMethod, Delivery, InboxMessage, Page, PageRecipient
+from incident.privacy import mask_optional
 from incident.web.api import RUNS_INCIDENTS, read, write
 from incident.web.auth import principal
 from incident.web.problems import BadRequest
@@ -84,7 +85,7 @@ def page_json(page: Page, deliveries: list[Delivery]) -> dict[str, Any]:
                         "contact": d.contact_position,
                         "status": d.status,
                         "attempts": d.attempts,
-                        "last_error": d.last_error,
+                        "last_error": mask_optional(d.last_error),
                         "idempotency_key": d.idempotency_key,
                         "finished_at": iso(d.finished_at),
                     }
