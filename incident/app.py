@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from incident import roster
+from incident import roster, timeline
 from incident.catalog import Catalog
 from incident.channels import Sender
 from incident.clock import Clock, SystemClock
@@ -92,6 +92,7 @@ def create_app(
     access_log: bool = False,
 ) -> Starlette:
     db = db or Database.from_url(settings.database_url)
+    db.audit_keys = timeline.AuditKeys.from_settings(settings)
     clock = clock or SystemClock()
     catalog = catalog or load_catalog(settings, db)
     ctx = Context.build(settings, catalog)

@@ -36,6 +36,7 @@ class Env:
     def db(self) -> Database:
         if self._db is None:
             self._db = Database.from_url(self.settings.database_url)
+            self._db.audit_keys = timeline.AuditKeys.from_settings(self.settings)
         return self._db
 
 
@@ -600,9 +601,16 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("incident_ids", nargs=-1)
+@click.option(
+    "--checkpoints",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also check the signed checkpoints in this folder (`audit checkpoint --out`).",
+)
 @pass_env
-def audit_verify(env: Env, incident_ids: tuple[str, ...]) -> None:
-    """Verify the hash chains of the given incidents (default: all)."""
+def audit_verify(env: Env, incident_ids: tuple[str, ...], folder: Path | None) -> None:
+    """Verify the hash chains of the given incidents (default: all), and with --checkpoints
+    that nothing was rewritten after a checkpoint."""
     from sqlalchemy import select
 
     problems: list[str] = []
@@ -610,11 +618,54 @@ def audit_verify(env: Env, incident_ids: tuple[str, ...]) -> None:
         ids = list(incident_ids) or list(session.scalars(select(Incident.id)))
         for incident_id in ids:
             problems.extend(timeline.verify(incident_id, session=session))
+        if folder is not None:
+            problems.extend(
+                timeline.check_checkpoints(
+                    _read_checkpoints(folder),
+                    session=session,
+                    incident_ids=incident_ids or None,
+                )
+            )
     for problem in problems:
         click.echo(problem)
     if problems:
         raise SystemExit(1)
     click.echo(f"ok: {len(ids)} timeline(s) intact")
+
+
+def _read_checkpoints(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(folder.glob("checkpoint-*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = None
+            entries.append((f"{path}:{number}", entry if isinstance(entry, dict) else {}))
+    return entries
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the checkpoint file (keep it off the database server, append-only).",
+)
+@pass_env
+def audit_checkpoint(env: Env, folder: Path) -> None:
+    """Write a signed checkpoint of every timeline's head (incident, seq, hash, time, HMAC)
+    to a new file; `audit verify --checkpoints` then detects any rewrite after it."""
+    now = SystemClock().now()
+    with env.db.reading() as session:
+        entries = timeline.checkpoint(session=session, now=now)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"checkpoint-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
+    partial = target.with_suffix(".partial")
+    partial.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    partial.replace(target)
+    click.echo(f"{target}: {len(entries)} timeline head(s)")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from incident.errors import ConfigError
 from incident.urlguard import check_url
 
 PREFIX = "INCIDENT_"
+SECRET_MIN_BYTES = 32
 DEV_SECRET = "dev-insecure-secret-change-me"
 
 
@@ -71,6 +72,8 @@ class Settings:
     # Security (#16): channels a drill may name, as name=url pairs set by an admin
     drill_channels: Secret = field(default_factory=lambda: Secret(""))
     allow_link_local_urls: bool = False
+    audit_keys: Secret = field(default_factory=lambda: Secret(""))
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
     cap_sender: str = ""
     notice_cache_seconds: float = 1.0
     demo_inbox: bool = True
@@ -119,6 +122,24 @@ def parse_pairs(text: str) -> dict[str, str]:
         if not sep or not _CHANNEL_NAME.fullmatch(name) or "://" not in url:
             raise ValueError("expected name=url pairs, names of a-z, 0-9, '.', '_', '-'")
         found[name] = url
+    return found
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def parse_audit_keys(text: str) -> list[tuple[str, bytes]]:
+    """``id:secret,id:secret`` (the first current); ValueError when malformed."""
+    found: list[tuple[str, bytes]] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key_id, sep, secret = part.partition(":")
+        if not sep or not _KEY_ID.fullmatch(key_id):
+            raise ValueError("expected id:secret pairs, ids of letters, digits, '.', '_', '-'")
+        if len(secret.encode()) < SECRET_MIN_BYTES:
+            raise ValueError(f"key {key_id!r} is shorter than {SECRET_MIN_BYTES} bytes")
+        if any(key_id == seen for seen, _ in found):
+            raise ValueError(f"key id {key_id!r} is listed twice")
+        found.append((key_id, secret.encode()))
     return found
 
 
@@ -178,6 +199,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}SMS_GATEWAY: an apprise URL with {{phone}} where the number goes"
         )
     try:
+        parse_audit_keys(settings.audit_keys)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}AUDIT_KEYS: {exc}") from None
+    try:
         channels = settings.drill_channel_urls()
     except ValueError as exc:
         raise ConfigError(f"{PREFIX}DRILL_CHANNELS: {exc}") from None
@@ -195,9 +220,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     f"{PREFIX}{name}: {refused}; set {PREFIX}ALLOW_LINK_LOCAL_URLS=true to allow it"
                 )
     return settings
-
-
-SECRET_MIN_BYTES = 32
 
 
 def _loopback(host: str | None) -> bool:
