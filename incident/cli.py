@@ -438,6 +438,19 @@ def users_token(env: Env, name: str) -> None:
     click.echo(f"token: {token}")
 
 
+@users.command("password")
+@click.argument("name")
+@pass_env
+def users_password(env: Env, name: str) -> None:
+    """Set a user's console password from stdin; their console sessions end."""
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("no password on stdin")
+    with env.db.transaction() as session:
+        security.set_password(security.user_named(name, session=session), password, session=session)
+    click.echo(f"password of {name} changed; their console sessions ended")
+
+
 @users.command("deactivate")
 @click.argument("name")
 @pass_env
