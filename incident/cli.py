@@ -315,6 +315,12 @@ def roster_group() -> None:
 def roster_load(env: Env, file: Path) -> None:
     """Load (replace) the roster from a YAML file."""
     doc = roster.load_roster_file(file, allow_link_local=env.settings.allow_link_local_urls)
+    if doc.timezone != env.settings.timezone:  # shifts would be read in the wrong zone
+        raise click.ClickException(
+            f"{file}: the roster's timezone {doc.timezone} is not INCIDENT_TIMEZONE "
+            f"({env.settings.timezone}); set one to the other (a roster without `timezone:` "
+            f"is in {roster.DEFAULT_TIMEZONE})"
+        )
     with env.db.transaction() as session:
         counts = roster.apply_roster(doc, session=session)
     click.echo("loaded " + ", ".join(f"{n} {what}" for what, n in counts.items()))

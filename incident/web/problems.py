@@ -7,6 +7,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from incident import errors
 from incident.db import database_unavailable
@@ -90,9 +91,23 @@ async def incident_error_handler(request: Request, exc: Exception) -> Response:
     return from_error(exc)
 
 
+def allowed_methods(request: Request) -> str:
+    """The methods some route takes at this path (for ``Allow`` on a 405)."""
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", []):
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+    response = problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request) or response.headers.get("Allow", "")
+    return response
 
 
 async def database_error_handler(request: Request, exc: Exception) -> Response:

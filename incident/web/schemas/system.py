@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from incident.web.schemas.base import NUM, STR, Schema, array, body_of, enum, obj, ok, op
+from incident.web.schemas.base import (
+    NUM,
+    STR,
+    Schema,
+    array,
+    body_of,
+    enum,
+    obj,
+    ok,
+    op,
+    problems,
+)
 
 # The media types a 2xx may carry, and why.
 NON_JSON: dict[str, tuple[str, ...]] = {
@@ -34,5 +45,6 @@ OPERATIONS: dict[str, Schema] = {
             },
         },
     ),
-    "GET /metrics": op(public=True, responses=body_of("text/plain")),
+    # loopback peers, or the bearer token INCIDENT_METRICS_TOKEN when it is set (#16)
+    "GET /metrics": op(public=True, responses={**body_of("text/plain"), **problems(401, 403)}),
 }
