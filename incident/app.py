@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from incident import roster
+from incident import roster, timeline
 from incident.catalog import Catalog
 from incident.channels import Sender
 from incident.clock import Clock, SystemClock
@@ -37,6 +37,7 @@ from incident.web import (
     public,
     system,
 )
+from incident.web.accesslog import AccessLog
 from incident.web.problems import (
     database_error_handler,
     http_error_handler,
@@ -92,8 +93,10 @@ def create_app(
     clock: Clock | None = None,
     catalog: Catalog | None = None,
     run_worker: bool | None = None,
+    access_log: bool = False,
 ) -> Starlette:
     db = db or Database.from_url(settings.database_url)
+    db.audit_keys = timeline.AuditKeys.from_settings(settings)
     clock = clock or SystemClock()
     catalog = catalog or load_catalog(settings, db)
     ctx = Context.build(settings, catalog)
@@ -149,6 +152,8 @@ def create_app(
         same_site="lax",
         https_only=settings.public_url.startswith("https://"),
     )
+    if access_log:  # `incident serve`: our access log, with route templates, never paths
+        app.add_middleware(AccessLog)
     app.add_middleware(RequestContext)
     app.state.incident = state
     return app

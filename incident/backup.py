@@ -4,6 +4,7 @@ from the backup: without them, passengers' personal data in a backup cannot be r
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -11,7 +12,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from incident.errors import ConfigError
+from incident.errors import ConfigError, IncidentError
+
+
+class BackupError(IncidentError):
+    """pg_dump or pg_restore failed (the message is theirs, without the password)."""
+
 
 KEYS_REMINDER = (
     "remember: back up INCIDENT_SECRET_KEY and INCIDENT_DATA_KEYS too, kept apart "
@@ -28,8 +34,34 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _pg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def _pg_dsn(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without its password, and the environment that carries the password
+    (``PGPASSWORD``): a password on the command line is visible to every user (ps)."""
+    parsed = make_url(url).set(drivername="postgresql")
+    env = {"PGPASSWORD": parsed.password} if parsed.password else {}
+    return parsed._replace(password=None).render_as_string(hide_password=False), env
+
+
+def _run(tool: str, args: list[str], url: str, *, partial: Path | None = None) -> None:
+    """Run pg_dump or pg_restore with the password in its environment; a failure raises one
+    line with the tool's own message (never the password)."""
+    dsn, secret_env = _pg_dsn(url)
+    done = subprocess.run(
+        [tool, *[a.replace("{dsn}", dsn) for a in args]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **secret_env},
+        check=False,
+    )
+    if done.returncode == 0:
+        return
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    message = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+    password = secret_env.get("PGPASSWORD")
+    if password:
+        message = message.replace(password, "***")
+    raise BackupError(f"{tool} failed (exit {done.returncode}): {message or 'no message'}")
 
 
 def backup(url: str, target: Path) -> str:
@@ -48,11 +80,7 @@ def backup(url: str, target: Path) -> str:
         raise ConfigError(
             f"pg_dump is not installed; run: pg_dump --format=custom --file={target} <database URL>"
         )
-    subprocess.run(
-        ["pg_dump", "--format=custom", f"--file={target}", _pg_dsn(url)],
-        check=True,
-        capture_output=True,
-    )
+    _run("pg_dump", ["--format=custom", f"--file={target}", "{dsn}"], url, partial=target)
     return f"backed up to {target} (pg_dump custom format)"
 
 
@@ -74,9 +102,5 @@ def restore(url: str, source: Path) -> str:
             "pg_restore is not installed; run: pg_restore --clean --if-exists "
             f"--dbname=<database URL> {source}"
         )
-    subprocess.run(
-        ["pg_restore", "--clean", "--if-exists", f"--dbname={_pg_dsn(url)}", str(source)],
-        check=True,
-        capture_output=True,
-    )
+    _run("pg_restore", ["--clean", "--if-exists", "--dbname={dsn}", str(source)], url)
     return f"restored from {source} (pg_restore)"

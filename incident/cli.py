@@ -15,11 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from incident import migrate, response, roster, security, timeline
 from incident.clock import SystemClock
 from incident.db import Database, wait_until_reachable
-from incident.errors import FileError, IncidentError, ValidationFailed
+from incident.errors import ConfigError, FileError, IncidentError, ValidationFailed
 from incident.logs import configure_logging
 from incident.models import Incident
 from incident.playbook import RosterRefs, load_playbooks, rendering_problems
-from incident.settings import Settings, load_settings
+from incident.privacy import mask_error
+from incident.settings import Settings, load_settings, weak_key_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,10 +36,34 @@ class Env:
     def db(self) -> Database:
         if self._db is None:
             self._db = Database.from_url(self.settings.database_url)
+            self._db.audit_keys = timeline.AuditKeys.from_settings(self.settings)
         return self._db
 
 
 pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+def _has_passenger_data(env: Env) -> bool:
+    from sqlalchemy import select
+
+    from incident.models import Inquiry, Passenger
+
+    try:
+        with env.db.reading() as session:
+            return any(
+                session.scalar(select(model.id).limit(1)) is not None
+                for model in (Passenger, Inquiry)
+            )
+    except SQLAlchemyError:  # not migrated yet: no passenger data
+        return False
+
+
+def refuse_weak_keys(env: Env, host: str | None = None) -> None:
+    """Stop a long-running process (serve, worker, auditor) started with a development or
+    short secret key (or derived data keys over passenger data) off loopback."""
+    problem = weak_key_problem(env.settings, host=host, has_passenger_data=_has_passenger_data(env))
+    if problem is not None:
+        raise ConfigError(f"refusing to start: {problem}")
 
 
 def parse_facts(pairs: Sequence[str]) -> dict[str, Any]:
@@ -73,8 +98,12 @@ def serve(env: Env, host: str, port: int, no_worker: bool) -> None:
     from incident.app import create_app
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
-    app = create_app(env.settings, db=env.db, run_worker=False if no_worker else None)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=True)
+    refuse_weak_keys(env, host)
+    app = create_app(
+        env.settings, db=env.db, run_worker=False if no_worker else None, access_log=True
+    )
+    # uvicorn's access log prints paths (signed /ack/ links): ours prints route templates
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()
@@ -89,6 +118,7 @@ def worker(env: Env) -> None:
     from incident.worker import Worker
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
+    refuse_weak_keys(env)
     catalog = load_catalog(env.settings, env.db)
     clock = SystemClock()
     pin_catalog(catalog, env.db, clock)
@@ -115,6 +145,7 @@ def auditor(env: Env) -> None:
     from incident.channels import Sender, SendPolicy
 
     wait_until_reachable(env.db, timeout=env.settings.database_wait_seconds)
+    refuse_weak_keys(env)
     sender = Sender(SendPolicy())
     watcher = Auditor(env.db, env.settings, SystemClock(), sender)
     done = threading.Event()
@@ -332,7 +363,13 @@ def roster_group() -> None:
 @pass_env
 def roster_load(env: Env, file: Path) -> None:
     """Load (replace) the roster from a YAML file."""
-    doc = roster.load_roster_file(file)
+    doc = roster.load_roster_file(file, allow_link_local=env.settings.allow_link_local_urls)
+    if doc.timezone != env.settings.timezone:  # shifts would be read in the wrong zone
+        raise click.ClickException(
+            f"{file}: the roster's timezone {doc.timezone} is not INCIDENT_TIMEZONE "
+            f"({env.settings.timezone}); set one to the other (a roster without `timezone:` "
+            f"is in {roster.DEFAULT_TIMEZONE})"
+        )
     with env.db.transaction() as session:
         counts = roster.apply_roster(doc, session=session)
     click.echo("loaded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
@@ -373,7 +410,7 @@ def roster_test(env: Env, person_id: str) -> None:
             last = outcome.tries[-1] if outcome.tries else None
             detail = f"{len(outcome.tries)} attempt(s)"
             if last is not None and last.outcome != "delivered":
-                detail += f", {last.error}"
+                detail += f", {mask_error(last.error or '')}"
                 failed += 1
             click.echo(
                 f"{(sent.contact_position or 0) + 1}. {sent.channel}: {sent.status} ({detail})"
@@ -457,6 +494,19 @@ def users_token(env: Env, name: str) -> None:
             security.user_named(name, session=session), session=session, now=SystemClock().now()
         )
     click.echo(f"token: {token}")
+
+
+@users.command("password")
+@click.argument("name")
+@pass_env
+def users_password(env: Env, name: str) -> None:
+    """Set a user's console password from stdin; their console sessions end."""
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("no password on stdin")
+    with env.db.transaction() as session:
+        security.set_password(security.user_named(name, session=session), password, session=session)
+    click.echo(f"password of {name} changed; their console sessions ended")
 
 
 @users.command("deactivate")
@@ -622,9 +672,16 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("incident_ids", nargs=-1)
+@click.option(
+    "--checkpoints",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also check the signed checkpoints in this folder (`audit checkpoint --out`).",
+)
 @pass_env
-def audit_verify(env: Env, incident_ids: tuple[str, ...]) -> None:
-    """Verify the hash chains of the given incidents (default: all)."""
+def audit_verify(env: Env, incident_ids: tuple[str, ...], folder: Path | None) -> None:
+    """Verify the hash chains of the given incidents (default: all), and with --checkpoints
+    that nothing was rewritten after a checkpoint."""
     from sqlalchemy import select
 
     problems: list[str] = []
@@ -632,11 +689,54 @@ def audit_verify(env: Env, incident_ids: tuple[str, ...]) -> None:
         ids = list(incident_ids) or list(session.scalars(select(Incident.id)))
         for incident_id in ids:
             problems.extend(timeline.verify(incident_id, session=session))
+        if folder is not None:
+            problems.extend(
+                timeline.check_checkpoints(
+                    _read_checkpoints(folder),
+                    session=session,
+                    incident_ids=incident_ids or None,
+                )
+            )
     for problem in problems:
         click.echo(problem)
     if problems:
         raise SystemExit(1)
     click.echo(f"ok: {len(ids)} timeline(s) intact")
+
+
+def _read_checkpoints(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(folder.glob("checkpoint-*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = None
+            entries.append((f"{path}:{number}", entry if isinstance(entry, dict) else {}))
+    return entries
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the checkpoint file (keep it off the database server, append-only).",
+)
+@pass_env
+def audit_checkpoint(env: Env, folder: Path) -> None:
+    """Write a signed checkpoint of every timeline's head (incident, seq, hash, time, HMAC)
+    to a new file; `audit verify --checkpoints` then detects any rewrite after it."""
+    now = SystemClock().now()
+    with env.db.reading() as session:
+        entries = timeline.checkpoint(session=session, now=now)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"checkpoint-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
+    partial = target.with_suffix(".partial")
+    partial.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    partial.replace(target)
+    click.echo(f"{target}: {len(entries)} timeline head(s)")
 
 
 @cli.command()

@@ -91,6 +91,9 @@ def locked(session: Session, model: type[T], ident: Any) -> T | None:
     return session.get(model, ident, with_for_update={"of": model}, populate_existing=True)
 
 
+AUDIT_KEYS_INFO = "incident.audit_keys"
+
+
 class Database:
     """An engine with its session factories: one for writes, one for reads."""
 
@@ -104,6 +107,9 @@ class Database:
         self._lock_wait = lock_wait_ms / 1000
         read_engine = engine.execution_options(sqlite_begin="DEFERRED")
         self._read = sessionmaker(read_engine, expire_on_commit=False)
+        # The timeline's audit keys (incident.timeline.AuditKeys), handed to every session
+        # in ``session.info``; None: the development keys.
+        self.audit_keys: object | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -115,12 +121,14 @@ class Database:
         """A write transaction: commits on exit, rolls back on error."""
         if self._writer is None:
             with self._write() as session, session.begin():
+                session.info[AUDIT_KEYS_INFO] = self.audit_keys
                 yield session
             return
         if not self._writer.acquire(timeout=self._lock_wait):
             raise PoolTimeout("waited too long for the database's write lock")
         try:
             with self._write() as session, session.begin():
+                session.info[AUDIT_KEYS_INFO] = self.audit_keys
                 yield session
         finally:
             self._writer.release()
@@ -129,6 +137,7 @@ class Database:
     def reading(self) -> Iterator[Session]:
         """A read-only transaction (never commits); loaded objects stay readable after."""
         with self._read() as session:
+            session.info[AUDIT_KEYS_INFO] = self.audit_keys
             yield session
 
     def dispose(self) -> None:

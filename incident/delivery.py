@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from incident import jobs
 from incident.models import Delivery, DeliveryAttempt
+from incident.privacy import mask_error
 
 SEND_JOB = "delivery.send"
 
@@ -275,7 +276,8 @@ def record_outcomes(
                     "duration_ms": attempt.duration_ms,
                     "outcome": attempt.outcome,
                     "status_code": attempt.status_code,
-                    "error": attempt.error[:500] if attempt.error else None,
+                    # aiohttp's errors quote the URL, and so a passenger's number (#16)
+                    "error": mask_error(attempt.error)[:500] if attempt.error else None,
                 }
             )
         last = attempts[-1] if attempts else None
@@ -287,7 +289,7 @@ def record_outcomes(
             recorded.append(Recorded(row.id, "delivered", row.purpose, row.channel))
         else:
             error = (last.error if last else None) or (notes or {}).get(row.id) or "no attempt made"
-            failed.append({"b_id": row.id, "b_attempts": number, "b_error": error})
+            failed.append({"b_id": row.id, "b_attempts": number, "b_error": mask_error(error)})
             recorded.append(Recorded(row.id, "failed", row.purpose, row.channel))
     if attempt_rows:
         conn.execute(insert(cast(Table, DeliveryAttempt.__table__)), attempt_rows)

@@ -13,8 +13,11 @@ from typing import Any
 import structlog
 
 # Phone-like digit runs: +86 138 1234 5678, 13812345678, 138-1234-5678, +8613812345678, and
-# URL-encoded in a query (%2B8613812345678: apprise logs the URLs it loads at DEBUG).
-_PHONE = re.compile(r"(?:(?<=%2[Bb])|(?<![\w.])\+?)\d(?:[\s-]?\d){6,14}(?![\w.])")
+# URL-encoded in a path or query (%2B8613812345678, tel%3A%2B86%20138...: apprise logs the URLs
+# it loads at DEBUG, aiohttp's errors carry them), or before a file extension (.../138...json).
+_PHONE = re.compile(
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![\w.])\+?)\d(?:(?:[\s-]|%20|%2[Dd])?\d){6,14}(?!\w|\.\d)"
+)
 _SECRET_KEYS = {"password", "token", "secret", "secret_key", "authorization", "cookie"}
 
 

@@ -8,10 +8,11 @@ Overrides (swaps and additions) win over the pattern. Reading a roster file live
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, delete, select
@@ -22,6 +23,7 @@ from incident.models import ContactMethod, Department, Person, RotaOverride, Rot
 from incident.roster_file import (
     BUILTIN_ROLES,
     DEFAULT_ESCALATION,
+    DEFAULT_TIMEZONE,
     ON_DUTY,
     PERSON_PREFIX,
     SECTION_HEAD,
@@ -34,6 +36,7 @@ from incident.roster_file import (
 __all__ = [
     "BUILTIN_ROLES",
     "DEFAULT_ESCALATION",
+    "DEFAULT_TIMEZONE",
     "ROTATING_ROLES",
     "RosterDoc",
     "apply_roster",
@@ -45,6 +48,7 @@ __all__ = [
     "on_duty",
     "parse_roster_text",
     "people_with_role",
+    "printable_contact",
     "resolve_level",
     "section_head",
     "who_is_on_duty",
@@ -62,6 +66,26 @@ def mask_contact(url: str) -> str:
     if masked == rest:
         masked = rest[:1] + "***" + (rest[-2:] if len(rest) > 4 else "")
     return f"{parts.scheme}://{masked}" if parts.scheme else masked
+
+
+@functools.lru_cache(maxsize=1024)
+def printable_contact(url: str) -> str:
+    """A contact address for people who may see it (the printed call tree): the number or
+    address stays, passwords and robot tokens do not (apprise's privacy form; a URL apprise
+    does not know, such as ``tel://`` or ``inbox://``, loses its password only)."""
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is not None:
+        private = urlsplit(str(plugin.url(privacy=True)))  # type: ignore[no-untyped-call]
+        if not urlsplit(url).query:  # apprise's own defaults are noise on paper
+            private = private._replace(query="")
+        return urlunsplit(private)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:****@{host}"))
 
 
 def apply_roster(doc: RosterDoc, *, session: Session) -> dict[str, int]:

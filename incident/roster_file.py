@@ -18,6 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from incident.errors import Problem, RosterError
+from incident.urlguard import check_url
 
 BUILTIN_ROLES = ("duty_director", "director", "deputy_director", "section_head", "on_duty_agent")
 LANGUAGES = ("zh-CN", "en")
@@ -101,8 +102,11 @@ class RosterDoc:
     escalation_default: tuple[str, ...]
 
 
-def parse_roster_text(text: str, filename: str) -> RosterDoc:
-    """Parse and check a roster; raise RosterError listing every problem with its line."""
+def parse_roster_text(text: str, filename: str, *, allow_link_local: bool = False) -> RosterDoc:
+    """Parse and check a roster; raise RosterError listing every problem with its line.
+
+    A contact URL naming a link-local address or a cloud metadata service is refused unless
+    ``allow_link_local`` (``INCIDENT_ALLOW_LINK_LOCAL_URLS``)."""
     try:
         data = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -112,20 +116,20 @@ def parse_roster_text(text: str, filename: str) -> RosterDoc:
         raise RosterError([Problem(filename, line, f"invalid YAML: {what}")]) from None
     except YAMLError as exc:
         raise RosterError([Problem(filename, 0, f"invalid YAML: {exc}")]) from None
-    reader = _Reader(filename)
+    reader = _Reader(filename, allow_link_local=allow_link_local)
     doc = reader.read(data)
     if reader.problems or doc is None:
         raise RosterError(sorted(reader.problems, key=lambda p: p.line))
     return doc
 
 
-def load_roster_file(path: Path) -> RosterDoc:
+def load_roster_file(path: Path, *, allow_link_local: bool = False) -> RosterDoc:
     """Read and parse the roster file at ``path``."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterError([Problem(str(path), 0, f"cannot read the roster: {exc}")]) from None
-    return parse_roster_text(text, str(path))
+    return parse_roster_text(text, str(path), allow_link_local=allow_link_local)
 
 
 def ids_in_doc(doc: RosterDoc) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
@@ -158,8 +162,9 @@ def _item_line(seq: CommentedSeq, index: int) -> int:
 class _Reader:
     """Walks the YAML tree once, collecting problems; references are checked at the end."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, *, allow_link_local: bool = False) -> None:
         self.filename = filename
+        self.allow_link_local = allow_link_local
         self.problems: list[Problem] = []
         self.person_refs: list[tuple[str, int, str]] = []  # (id, line, what refers to it)
         self.department_refs: list[tuple[str, int, str]] = []
@@ -357,6 +362,8 @@ class _Reader:
                 url, label = item.get("url"), self.text(item, "label", where, limit=100)
             if not isinstance(url, str) or not _URL.fullmatch(url.strip()) or len(url) > 2000:
                 self.fail(line, f"{where}: contact {url!r} must be a URL like inbox://name")
+            elif refused := check_url(url, allow_link_local=self.allow_link_local):
+                self.fail(line, f"{where}: contact refused: {refused}")
             elif any(c.url == url.strip() for c in found):
                 self.fail(line, f"{where}: contact {url.strip()!r} is listed twice")
             else:

@@ -101,9 +101,30 @@ def revoke_tokens(user: User, *, session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def end_sessions(user_id: str, *, session: Session) -> None:
+    """End every console session of the user (their session version goes up)."""
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 def deactivate(user: User, *, session: Session, now: datetime) -> None:
     user.active = False
     revoke_tokens(user, session=session, now=now)
+    session.flush()
+    end_sessions(user.id, session=session)
+
+
+def set_password(user: User, password: str, *, session: Session) -> None:
+    """Change the user's console password; every session signed in before ends."""
+    if not password or len(password) > 1000:
+        raise ValidationFailed("a password needs 1 to 1000 characters")
+    user.password_hash = _hasher.hash(password)
+    session.flush()
+    end_sessions(user.id, session=session)
 
 
 def principal_for_token(token: str, *, session: Session) -> Principal | None:

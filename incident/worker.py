@@ -46,8 +46,9 @@ from incident.clock import Clock
 from incident.db import Database, database_unavailable
 from incident.delivery import SEND_JOB
 from incident.handlers import HANDLERS, Context, Handler, attempts_of, record_sent
-from incident.logs import get_logger, mask_text
+from incident.logs import get_logger
 from incident.models import Delivery, new_id
+from incident.privacy import mask_error
 
 log = get_logger(__name__)
 RECORD_BATCH = 200
@@ -211,7 +212,7 @@ class Worker:
 
     def _record_failure(self, job: jobs.Claimed, exc: Exception) -> None:
         # Stored and logged masked: an exception's text may quote a phone number.
-        error = mask_text("".join(traceback.format_exception_only(exc)).strip())
+        error = mask_error("".join(traceback.format_exception_only(exc)).strip())
         now = self.clock.now()
         try:
             with self.db.transaction() as session:

@@ -67,7 +67,7 @@ def _node(person: Person, on_duty: set[str], full: bool, calls: list[Any]) -> di
         "contacts": [
             {
                 "label": c.label or f"#{c.position}",
-                "address": c.url if full else roster.mask_contact(c.url),
+                "address": roster.printable_contact(c.url) if full else roster.mask_contact(c.url),
             }
             for c in person.contacts
         ],

@@ -28,3 +28,5 @@ class TimelineEvent(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(200))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The audit key that keyed ``hash`` (HMAC-SHA256); NULL: a legacy, unkeyed SHA-256 event
+    key_id: Mapped[str | None] = mapped_column(String(40))

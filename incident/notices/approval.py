@@ -36,6 +36,7 @@ class PublicationPolicy:
     four_eyes: bool = False
     public_channels: tuple[str, ...] = ()
     drill_channel: str = "inbox://drill-notices"
+    drill_channels: tuple[tuple[str, str], ...] = ()  # (name, url) an admin configured
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PublicationPolicy:
@@ -46,7 +47,18 @@ class PublicationPolicy:
             four_eyes=settings.notice_four_eyes,
             public_channels=channels,
             drill_channel=settings.drill_notice_channel,
+            drill_channels=tuple(settings.drill_channel_urls().items()),
         )
+
+    def drill_urls(self, names: list[str] | None) -> tuple[str, ...]:
+        """The URLs of a drill's named channels; a name no longer configured (or a URL stored
+        before channels were named) is skipped; none left: the drill notice channel."""
+        known = dict(self.drill_channels)
+        found = tuple(dict.fromkeys(known[n] for n in names or () if n in known))
+        skipped = [n for n in names or () if n not in known]
+        if skipped:
+            log.warning("drill_channels_skipped", count=len(skipped))
+        return found or (self.drill_channel,)
 
 
 def cap_sender(settings: Settings) -> str:
@@ -105,7 +117,7 @@ def _deliver(
     if notice.mode == "live":
         channels = policy.public_channels
     else:  # a drill: its own drill-only channels (from its schedule or request), else the default
-        channels = tuple(notice.incident.drill_channels or ()) or (policy.drill_channel,)
+        channels = policy.drill_urls(notice.incident.drill_channels)
     headline = Text.from_json(version.texts["zh"]).headline
     body = message_text(notice, version, policy)
     for n, address in enumerate(channels):

@@ -102,7 +102,13 @@ class FeedCache:
             found = self.lookup(key, stamp)
             if found is not None:
                 return found
-            rendered = render()
+            try:
+                rendered = render()
+            except BaseException:  # e.g. an unknown notice: keep no lock for its key
+                with self._lock:
+                    if key not in self._entries:
+                        self._key_locks.pop(key, None)
+                raise
             with self._lock:
                 if len(self._entries) >= self.max_entries and key not in self._entries:
                     self._entries.clear()

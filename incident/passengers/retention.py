@@ -1,7 +1,8 @@
 """Keeping personal data only as long as needed, and re-encrypting it with a new key.
 
 Purge: ``INCIDENT_PASSENGER_RETENTION_DAYS`` after an incident closes, its passengers'
-manifest rows are deleted and the personal data of its inquiries and broadcast addresses is
+manifest rows are deleted and the personal data of its inquiries and broadcast addresses
+(and those deliveries' error texts, which may quote the gateway URL with the number) is
 blanked; groups, counts, uploads' statistics, deliveries' statuses stay for reports. Closing
 queues a ``passengers.purge`` job; its first run schedules the purge at ``closed_at +
 retention``, which then runs in rounds of ``PURGE_ROWS`` (one short transaction each).
@@ -24,6 +25,7 @@ from incident.logs import get_logger
 from incident.models import (
     BroadcastRecipient,
     Delivery,
+    DeliveryAttempt,
     Incident,
     Inquiry,
     ManifestUpload,
@@ -120,7 +122,6 @@ def purge_round(incident: Incident, *, session: Session, now: datetime) -> tuple
         .where(
             Delivery.incident_id == incident.id,
             Delivery.purpose == "broadcast",
-            Delivery.address.like(f"{SEALED_SCHEME}%"),
             Delivery.address != PURGED_ADDRESS,
         )
         .values(address=PURGED_ADDRESS),
@@ -128,6 +129,22 @@ def purge_round(incident: Incident, *, session: Session, now: datetime) -> tuple
     ).rowcount  # type: ignore[attr-defined]
     broadcast_ids = select(Delivery.id).where(
         Delivery.incident_id == incident.id, Delivery.purpose == "broadcast"
+    )
+    # A gateway's error text can quote the URL with the number in it: errors go too.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(broadcast_ids.scalar_subquery()), Delivery.last_error.is_not(None))
+        .values(last_error=None),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(DeliveryAttempt)
+        .where(
+            DeliveryAttempt.delivery_id.in_(broadcast_ids.scalar_subquery()),
+            DeliveryAttempt.error.is_not(None),
+        )
+        .values(error=None),
+        execution_options={"synchronize_session": False},
     )
     session.execute(
         update(BroadcastRecipient)

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from incident import drills
 from incident.drills.reports import report_data
-from incident.errors import ValidationFailed
+from incident.errors import FieldError, ValidationFailed
 from incident.models import CorrectiveAction, DrillSchedule, Evaluation, Incident
 from incident.web.api import read, write
 from incident.web.auth import principal
@@ -92,6 +92,27 @@ def _strings(value: object, field: str) -> list[str]:
     return list(value)
 
 
+def _channel_names(value: object, allowed: dict[str, str]) -> list[str]:
+    """The drill channels a request names: names an admin configured
+    (``INCIDENT_DRILL_CHANNELS``, and ``default``), never URLs."""
+    names = _strings(value, "channels")
+    errors = [
+        FieldError(
+            f"channels.{n}",
+            "give the name of a configured drill channel, not a URL"
+            if "://" in name or ":" in name
+            else f"is not a configured drill channel (choose from {', '.join(sorted(allowed))})",
+        )
+        for n, name in enumerate(names)
+        if name not in allowed
+    ]
+    if errors:
+        raise ValidationFailed(
+            "drill channels are named from the configured list (INCIDENT_DRILL_CHANNELS)", errors
+        )
+    return list(dict.fromkeys(names))
+
+
 def _reject_unknown_items(body: dict[str, Any]) -> None:
     """An evaluation's rows take only their own fields (``corrective_actions.0.status`` is
     refused, not ignored)."""
@@ -136,7 +157,7 @@ async def add_schedule(request: Request) -> Response:
     body, _ = await read_json_object(request, allowed=SCHEDULE_FIELDS)
     state = state_of(request)
     participants = _strings(body.get("participants"), "participants")
-    channels = _strings(body.get("channels"), "channels")
+    channels = _channel_names(body.get("channels"), state.settings.drill_channel_urls())
 
     def run(session: Session, now: datetime) -> dict[str, Any]:
         schedule = drills.add_schedule(
@@ -165,7 +186,7 @@ async def start_drill(request: Request) -> Response:
     body, _ = await read_json_object(request, allowed=DRILL_FIELDS)
     state = state_of(request)
     participants = _strings(body.get("participants"), "participants")
-    channels = _strings(body.get("channels"), "channels")
+    channels = _channel_names(body.get("channels"), state.settings.drill_channel_urls())
 
     def run(session: Session, now: datetime) -> dict[str, Any]:
         incident = drills.start_drill(

@@ -27,6 +27,7 @@ from incident.web.passengers_views import passenger_json, upload_json
 from incident.web.problems import BadRequest
 from incident.web.requests import encode_cursor, limit_param, seq_cursor
 from incident.web.state import AppState, state_of
+from incident.web.views import spreadsheet_safe
 
 EXPORTS = ("duty_manager",)
 CHUNK = 65536
@@ -234,16 +235,15 @@ async def export_passengers(request: Request) -> Response:
             writer = csv.writer(out)
             for p in found:
                 fields = vault.open(p.personal) if p.personal else {}
-                writer.writerow(
-                    [
-                        fields.get("name", ""),
-                        fields.get("phone", ""),
-                        p.seat or "",
-                        p.coach or "",
-                        p.language,
-                        fields.get("ticket", ""),
-                    ]
-                )
+                cells = [
+                    fields.get("name", ""),
+                    fields.get("phone", ""),
+                    p.seat or "",
+                    p.coach or "",
+                    p.language,
+                    fields.get("ticket", ""),
+                ]
+                writer.writerow([spreadsheet_safe(str(c)) for c in cells])
             yield out.getvalue().encode()
             after = found[-1].id
 

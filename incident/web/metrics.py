@@ -5,6 +5,8 @@ times, worker heartbeat ages."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from incident import operations
+from incident.errors import AuthError, Forbidden
 from incident.web.state import state_of
 
 ACK_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
@@ -108,8 +111,28 @@ def families(session: Session, now: Any) -> list[Metric]:
     ]
 
 
+def _check_access(request: Request) -> None:
+    """With ``INCIDENT_METRICS_TOKEN``: that bearer token; without: loopback peers only."""
+    token = str(state_of(request).settings.metrics_token)
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise AuthError("send Authorization: Bearer <INCIDENT_METRICS_TOKEN>")
+        return
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise Forbidden("/metrics answers loopback only; set INCIDENT_METRICS_TOKEN to scrape it")
+
+
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of the shared state."""
+    """Prometheus metrics of the shared state (a bearer token, or loopback only)."""
+    _check_access(request)
     state = state_of(request)
 
     def run() -> bytes:

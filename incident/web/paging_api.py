@@ -22,6 +22,7 @@ from starlette.routing import Route
 from incident import paging, response
 from incident.errors import AuthError, Gone, NotFound
 from incident.models import ContactMethod, Delivery, InboxMessage, Page, PageRecipient
+from incident.privacy import mask_optional
 from incident.web.api import RUNS_INCIDENTS, read, write
 from incident.web.auth import principal
 from incident.web.problems import BadRequest
@@ -84,7 +85,7 @@ def page_json(page: Page, deliveries: list[Delivery]) -> dict[str, Any]:
                         "contact": d.contact_position,
                         "status": d.status,
                         "attempts": d.attempts,
-                        "last_error": d.last_error,
+                        "last_error": mask_optional(d.last_error),
                         "idempotency_key": d.idempotency_key,
                         "finished_at": iso(d.finished_at),
                     }
@@ -206,9 +207,12 @@ def _check_inbound_secret(secret: str, request: Request, body: bytes) -> None:
     given = request.headers.get("x-incident-secret", "")
     signature = request.headers.get("x-incident-signature", "")
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if given and hmac.compare_digest(given, secret):
+    # bytes, not str: compare_digest refuses non-ASCII strings (a 500 otherwise)
+    if given and hmac.compare_digest(given.encode(), secret.encode()):
         return
-    if signature and hmac.compare_digest(signature.removeprefix("sha256="), expected):
+    if signature and hmac.compare_digest(
+        signature.removeprefix("sha256=").encode(), expected.encode()
+    ):
         return
     raise AuthError("the reply is not signed with the inbound secret")
 
@@ -224,7 +228,7 @@ def _parse_reply(request: Request, body: bytes) -> tuple[str, str]:
         else:
             form = parse_qs(body.decode())
             sender, text = (form.get("from") or [""])[0], (form.get("text") or [""])[0]
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("send {from, text} as JSON or a form") from None
     if not isinstance(sender, str) or not isinstance(text, str) or not sender or not text:
         raise BadRequest("send {from, text} as JSON or a form", status=422)

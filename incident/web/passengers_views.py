@@ -19,6 +19,7 @@ from incident.models import (
 )
 from incident.passengers import broadcasts
 from incident.passengers.privacy import Vault, mask_name, mask_phone
+from incident.privacy import mask_optional
 from incident.web.views import iso
 
 
@@ -148,7 +149,7 @@ def broadcast_json(
         "offer": b.offer,
         "texts": b.texts,
         "status": b.status if b.status != "sending" or counts["queued"] else "done",
-        "error": b.error,
+        "error": mask_optional(b.error),
         "recipients": b.total,
         "counts": counts,
         "resends": b.resends,
@@ -171,6 +172,6 @@ def recipient_json(r: BroadcastRecipient, d: Delivery | None, vault: Vault) -> d
         "status": d.status if d is not None else "unknown",
         "attempts": d.attempts if d is not None else 0,
         "sends": r.sends,
-        "last_error": d.last_error if d is not None else None,
+        "last_error": mask_optional(d.last_error) if d is not None else None,
         "finished_at": iso(d.finished_at) if d is not None else None,
     }

@@ -7,10 +7,12 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from incident import errors
 from incident.db import database_unavailable
 from incident.logs import get_logger
+from incident.web.accesslog import route_of
 
 log = get_logger(__name__)
 
@@ -89,9 +91,23 @@ async def incident_error_handler(request: Request, exc: Exception) -> Response:
     return from_error(exc)
 
 
+def allowed_methods(request: Request) -> str:
+    """The methods some route takes at this path (for ``Allow`` on a 405)."""
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", []):
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+    response = problem(exc.status_code, exc.detail or _TITLES.get(exc.status_code, "Error"))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request) or response.headers.get("Allow", "")
+    return response
 
 
 async def database_error_handler(request: Request, exc: Exception) -> Response:
@@ -99,7 +115,9 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
     if not database_unavailable(exc):
         return from_error(exc)
     cause = getattr(exc, "orig", None) or exc
-    log.warning("database_unavailable", error_type=type(cause).__name__, path=request.url.path)
+    log.warning(
+        "database_unavailable", error_type=type(cause).__name__, route=route_of(request.scope)
+    )
     response = problem(
         503, "the database is unavailable; try again shortly", slug="database-unavailable"
     )

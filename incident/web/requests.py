@@ -15,6 +15,7 @@ from incident.web.problems import BadRequest
 from incident.web.state import state_of
 
 MAX_ROW_ID = 2**63 - 1  # the largest id a database integer column holds
+MAX_JSON_DEPTH = 32  # deeper bodies are refused (400) before anything walks them
 
 
 async def read_body(request: Request) -> bytes:
@@ -61,9 +62,25 @@ def _json_object(request: Request, raw: bytes) -> dict[str, Any]:
         value = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def unknown_fields(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,18 @@ from incident import paging
 from incident.models import Incident, Stage, TimelineEvent
 from incident.notices.reading import summaries as notice_summaries
 from incident.playbook import Playbook
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PHONE_CELL = re.compile(r"\+\d{1,15}")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A CSV cell a spreadsheet will not run: one starting with = + - @ tab or CR gets an
+    apostrophe first (OWASP's CSV injection advice); an E.164 number (+ and digits only)
+    cannot hold a formula and stays as it is."""
+    if value.startswith(FORMULA_STARTS) and not _PHONE_CELL.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def iso(moment: datetime | None) -> str | None:

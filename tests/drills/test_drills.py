@@ -235,7 +235,7 @@ def test_a_full_drill_of_every_playbook_touches_no_public_surface_or_non_partici
                 "playbook": playbook_id,
                 "severity": "I",
                 "participants": ["coordination"],
-                "channels": [receiver.url("/ok/drill-only")],
+                "channels": ["drill-only"],
                 "facts": facts_for(catalog, playbook_id, clock),
             },
         )

@@ -216,8 +216,11 @@ def test_a_scheduled_drill_and_an_escalation_fire_once_with_three_workers(
 def test_metrics_parse_and_move_when_deliveries_happen(
     client: TestClient, auth: Auth, worker: Worker
 ) -> None:
+    # /metrics answers loopback peers only without INCIDENT_METRICS_TOKEN (#16)
+    scraper = TestClient(client.app, raise_server_exceptions=False, client=("127.0.0.1", 50000))
+
     def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = client.get("/metrics").text
+        text = scraper.get("/metrics").text
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text)

@@ -68,7 +68,8 @@ ROUTES: list[Row] = [
     Row("GET", "/healthz", public(), API),
     Row("GET", "/readyz", public(), API),
     Row("GET", "/openapi.json", public(), API),
-    Row("GET", "/metrics", public(), DOCS),
+    # loopback peers or INCIDENT_METRICS_TOKEN only (#16): the test client is neither
+    Row("GET", "/metrics", public(403), DOCS),
     Row("GET", "/notices", public(), API),
     Row("GET", "/notices/{notice_id}", public(), API),
     Row("GET", "/notices.atom", public(), API),

@@ -34,7 +34,8 @@ def limited(
         app = create_app(
             settings.replace(**budgets), db=seeded, clock=clock, catalog=catalog, run_worker=False
         )
-        client = TestClient(app, raise_server_exceptions=False)
+        # a loopback peer: /metrics answers loopback only without INCIDENT_METRICS_TOKEN (#16)
+        client = TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 50000))
         clients.append(client.__enter__())
         return client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,8 +13,8 @@ from starlette.routing import Route
 
 from incident.logs import get_logger
 from incident.models import User
-from incident.security import Principal, check_password, principal_of
-from incident.web.api import read
+from incident.security import Principal, check_password, end_sessions, principal_of
+from incident.web.api import read, write
 from incident.web.console.errors import console_page, error_page, public_page
 from incident.web.console.pages import LANG_COOKIE, LANGUAGES, local_path, render, see_other
 from incident.web.console.session import (
@@ -50,12 +51,13 @@ def _stand_in() -> User:
     return User(password_hash=PasswordHasher().hash("stand-in"), active=True)
 
 
-def _check(name: str, password: str, session: Session) -> Principal | None:
+def _check(name: str, password: str, session: Session) -> tuple[Principal, int] | None:
+    """The user and their session version, when the password is theirs."""
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         check_password(_stand_in(), password)
         return None
-    return principal_of(user) if check_password(user, password) else None
+    return (principal_of(user), user.session_version) if check_password(user, password) else None
 
 
 @public_page
@@ -111,15 +113,22 @@ async def login(request: Request) -> Response:
             values={"name": name},
         )
     throttle.succeeded(keys)
-    sign_in(request, found)
-    log.info("console_login", user_id=found.user_id, role=found.role)
+    user, version = found
+    sign_in(request, user, version)
+    log.info("console_login", user_id=user.user_id, role=user.role)
     return see_other(after)
 
 
 @console_page
 async def logout(request: Request, user: Principal) -> Response:
-    """Sign out (a form with the CSRF token: another site cannot sign you out)."""
+    """Sign out (a form with the CSRF token: another site cannot sign you out); every
+    session of the user ends, on every device, copied cookies included."""
     await read_form(request)
+
+    def end(session: Session, now: datetime) -> None:
+        end_sessions(user.user_id, session=session)
+
+    await write(request, end)
     sign_out(request)
     log.info("console_logout", user_id=user.user_id)
     return see_other("/login")

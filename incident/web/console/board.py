@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from incident import paging
 from incident.models import Delivery, Incident
 from incident.playbook import Playbook
+from incident.privacy import mask_optional
 from incident.security import Principal
 from incident.web.console.labels import Pair
 from incident.web.console.names import Names
@@ -110,7 +111,9 @@ def board(
     for d in rows:
         if d.recipient_id is not None:
             deliveries.setdefault(d.recipient_id, []).append(
-                DeliveryRow(d.channel, d.status, d.attempts, d.last_error, d.finished_at)
+                DeliveryRow(
+                    d.channel, d.status, d.attempts, mask_optional(d.last_error), d.finished_at
+                )
             )
     running = incident.status in ("active", "contained")
     cards = []

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from incident import errors
 from incident.logs import get_logger
 from incident.security import Principal
+from incident.web.accesslog import route_of
 from incident.web.console.pages import render, see_other
 from incident.web.console.session import FormExpired, LoginRequired, signed_in
 from incident.web.problems import BadRequest
@@ -110,7 +111,7 @@ def failure_page(request: Request, user: Principal | None, exc: Exception) -> HT
     for kind, status, zh, en in PAGES:
         if isinstance(exc, kind):
             return error_page(request, user, status, zh, en, _detail(exc))
-    log.exception("console_error", error_type=type(exc).__name__, path=request.url.path)
+    log.exception("console_error", error_type=type(exc).__name__, route=route_of(request.scope))
     return error_page(
         request,
         user,

@@ -1,5 +1,10 @@
 """The console's login session: who is signed in, the CSRF token every form carries, and
-messages kept for the next page. The session lives in a signed cookie (SessionMiddleware)."""
+messages kept for the next page. The session lives in a signed cookie (SessionMiddleware).
+
+The cookie also carries the user's session version and the sign-in time: a session whose
+version the user has since raised (logout, a password change, deactivation end every session
+of the user) or that is older than ``INCIDENT_CONSOLE_SESSION_HOURS`` since signing in is
+refused, however recently the cookie was re-signed."""
 
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ from incident.security import Principal, principal_of
 from incident.web.api import read
 from incident.web.problems import BadRequest
 from incident.web.requests import read_body
+from incident.web.state import state_of
 
 USER_KEY = "user"
+VERSION_KEY = "version"
+SINCE_KEY = "since"
 CSRF_KEY = "csrf"
 FLASH_KEY = "flash"
 CSRF_FIELD = "csrf"
@@ -71,10 +79,23 @@ async def signed_in(request: Request) -> Principal | None:
     user_id = request.session.get(USER_KEY)
     if not isinstance(user_id, str):
         return None
+    version, since = request.session.get(VERSION_KEY), request.session.get(SINCE_KEY)
+    state = state_of(request)
+    now = state.clock.now().timestamp()
+    lifetime = state.settings.console_session_hours * 3600
+    if (
+        not isinstance(version, int)
+        or not isinstance(since, int | float)
+        or not since - 60 <= now <= since + lifetime
+    ):
+        request.session.clear()
+        return None
 
     def run(session: Session) -> Principal | None:
         user = session.get(User, user_id)
-        return principal_of(user) if user is not None and user.active else None
+        if user is None or not user.active or user.session_version != version:
+            return None
+        return principal_of(user)
 
     found = await read(request, run)
     if found is None:
@@ -91,10 +112,13 @@ async def require_user(request: Request) -> Principal:
     return found
 
 
-def sign_in(request: Request, user: Principal) -> None:
-    """Start a fresh session for ``user`` (a new CSRF token: no session fixation)."""
+def sign_in(request: Request, user: Principal, version: int) -> None:
+    """Start a fresh session for ``user`` at their session ``version`` (a new CSRF token: no
+    session fixation; the sign-in time bounds the session's life)."""
     request.session.clear()
     request.session[USER_KEY] = user.user_id
+    request.session[VERSION_KEY] = version
+    request.session[SINCE_KEY] = int(state_of(request).clock.now().timestamp())
     request.session[CSRF_KEY] = secrets.token_urlsafe(32)
 
 

@@ -13,6 +13,7 @@ from incident.web.schemas.base import (
     obj,
     ok,
     op,
+    problems,
 )
 
 WORKERS = array(obj({"worker": STR, "host": STR, "heartbeat_age_s": NUM}))
@@ -87,5 +88,6 @@ OPERATIONS: dict[str, Schema] = {
             },
         },
     ),
-    "GET /metrics": op(public=True, responses=body_of("text/plain")),
+    # loopback peers, or the bearer token INCIDENT_METRICS_TOKEN when it is set (#16)
+    "GET /metrics": op(public=True, responses={**body_of("text/plain"), **problems(401, 403)}),
 }
