@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Sms:
     message: str
     title: str
     key: str
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
