@@ -4,7 +4,8 @@ messages a second, chat robots that take 20 a minute.
 A rule names a URL scheme (``dingtalk``) or a host (``sms.example.com``) and a rate
 (``50/s``, ``20/min``, ``1000/h``). Sends to a matching address wait their turn: no more than
 the rate starts in any sliding window of its length (a sliding log, not a token bucket, so
-no second ever sees more than the rate). Several workers share a gateway's rate: each takes
+no second ever sees more than the rate), evenly spaced a little wider than the rate (no
+bursts that jitter could bunch at the gateway). Several workers share a gateway's rate: each takes
 its share (``set_share``). A gateway that answers 429 pauses everyone's sends to it for its
 ``Retry-After``.
 
@@ -28,6 +29,7 @@ from incident.errors import ConfigError
 UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 MARGIN_SECONDS = 0.01  # starts are spaced a little more than the window: arrival jitter
 NAP_SECONDS = 0.05
+SPACING = 1.05  # starts are spaced 5 % wider than the rate: 50/s goes out at about 47.6/s
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,15 @@ class _Window:
             return self.paused_until - now
         while len(self.starts) > self.count:
             self.starts.popleft()
-        if len(self.starts) < self.count:
+        if not self.starts:
             return 0.0
-        return self.starts[-self.count] + self.rate.window + MARGIN_SECONDS - now
+        # Evenly spaced, a little slower than the rate: a burst sent at once could reach the
+        # gateway bunched with the next second's messages (network and scheduling jitter).
+        spaced = self.starts[-1] + self.rate.window / self.count * SPACING - now
+        if len(self.starts) < self.count:
+            return spaced
+        full = self.starts[-self.count] + self.rate.window + MARGIN_SECONDS - now
+        return max(spaced, full)
 
     def _wake_first(self) -> None:
         if self.waiting:
