@@ -71,6 +71,49 @@ def message_for(
     return f"{drill}[{incident.severity}] {incident.title}"[:300], body
 
 
+ACK_MARK = "\x00@\x00"  # stands for the link while one text is rendered for many people
+
+
+def messages_for(
+    incident: Incident,
+    playbook: Playbook | None,
+    page: Page,
+    people: list[tuple[Person, str]],
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+) -> list[tuple[str, str]]:
+    """:func:`message_for` for many (person, ack link) pairs: a template that does not name
+    the person is rendered once per language and the link put in (#15: 1,000 people, one
+    render each way); anything else (a text that names them, or too long for one SMS) is
+    rendered for each person."""
+    personal = (
+        playbook is not None
+        and page.template in playbook.templates
+        and any("person_name" in text for text in playbook.templates[page.template].values())
+    )
+    shared: dict[str, tuple[str, str] | None] = {}
+    texts = []
+    for person, ack_url in people:
+        lang = "en" if person.language.lower().startswith("en") else "zh"
+        if personal:
+            texts.append(message_for(incident, playbook, page, person, ack_url, now=now, zone=zone))
+            continue
+        if lang not in shared:
+            subject, body = message_for(
+                incident, playbook, page, person, ACK_MARK, now=now, zone=zone
+            )
+            ok = body.count(ACK_MARK) == 1 and ACK_MARK not in subject
+            shared[lang] = (subject, body) if ok and len(body) <= SMS_LIMIT else None
+        found = shared[lang]
+        body = found[1].replace(ACK_MARK, ack_url) if found is not None else ""
+        if found is None or len(body) > SMS_LIMIT:
+            texts.append(message_for(incident, playbook, page, person, ack_url, now=now, zone=zone))
+        else:
+            texts.append((found[0], body))
+    return texts
+
+
 def fallback_text(
     incident: Incident, playbook: Playbook | None, page: Page, lang: str, ack_url: str
 ) -> str:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from incident import delivery, jobs, roster, timeline
 from incident.logs import get_logger
-from incident.models import Delivery, Incident, Page, PageRecipient, Person, new_id
+from incident.models import Incident, Page, PageRecipient, Person, new_id
 from incident.paging.flood import recent_pages, window_end
-from incident.paging.messages import message_for
+from incident.paging.messages import messages_for
 from incident.paging.policy import (
     BUNDLE_JOB,
     DEADLINE_JOB,
@@ -157,27 +159,8 @@ def page_level(
         people = only_participants(incident, people)
         page.level = level
         if people:
-            recipients = [
-                PageRecipient(
-                    page_id=page.id,
-                    level=level,
-                    person_id=person.id,
-                    status="pending",
-                    contact_position=0,
-                    created_at=now,
-                )
-                for person in people
-            ]
-            page.recipients.extend(recipients)
-            session.flush()
-            deliver_many(
-                incident,
-                playbook,
-                page,
-                list(zip(recipients, people, strict=True)),
-                session=session,
-                now=now,
-                policy=policy,
+            _page_people(
+                incident, playbook, page, level, people, session=session, now=now, policy=policy
             )
             if len(page.chain) > 1 or page.target_kind != "group":
                 page.ack_deadline = now + timedelta(seconds=page.ack_within_s)
@@ -192,6 +175,62 @@ def page_level(
             return
         level += 1
     exhausted(incident, page, session=session, now=now, policy=policy)
+
+
+@dataclass
+class _NewRecipient:
+    """A recipient just inserted (Core: a level may hold a thousand people)."""
+
+    id: int
+    contact_position: int = 0
+    status: str = "pending"
+
+
+def _page_people(
+    incident: Incident,
+    playbook: Playbook | None,
+    page: Page,
+    level: int,
+    people: list[Person],
+    *,
+    session: Session,
+    now: datetime,
+    policy: PagingPolicy,
+) -> None:
+    """Insert the level's recipients and queue their deliveries, set-based."""
+    session.flush()
+    table = cast(Table, PageRecipient.__table__)
+    ids = session.connection().scalars(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "page_id": page.id,
+                "level": level,
+                "person_id": person.id,
+                "status": "pending",
+                "contact_position": 0,
+                "created_at": now,
+            }
+            for person in people
+        ],
+    )
+    recipients = [_NewRecipient(int(i)) for i in ids]
+    deliver_many(
+        incident,
+        playbook,
+        page,
+        list(zip(recipients, people, strict=True)),
+        session=session,
+        now=now,
+        policy=policy,
+    )
+    unreachable = [r.id for r in recipients if r.status == "failed"]
+    if unreachable:
+        session.execute(
+            update(PageRecipient).where(PageRecipient.id.in_(unreachable)).values(status="failed"),
+            execution_options={"synchronize_session": False},
+        )
+    session.expire(page, ["recipients"])  # loaded again, with these, when next read
 
 
 def only_participants(incident: Incident, people: list[Person]) -> list[Person]:
@@ -212,8 +251,9 @@ def deliver(
     session: Session,
     now: datetime,
     policy: PagingPolicy,
-) -> Delivery | None:
-    """Queue a delivery to the recipient's current contact method (None when none left)."""
+) -> int | None:
+    """Queue a delivery to the recipient's current contact method; its id (None when no
+    method is left)."""
     made = deliver_many(
         incident, playbook, page, [(recipient, person)], session=session, now=now, policy=policy
     )
@@ -224,14 +264,15 @@ def deliver_many(
     incident: Incident,
     playbook: Playbook | None,
     page: Page,
-    pairs: list[tuple[PageRecipient, Person]],
+    pairs: Sequence[tuple[PageRecipient | _NewRecipient, Person]],
     *,
     session: Session,
     now: datetime,
     policy: PagingPolicy,
-) -> list[Delivery]:
-    """Queue one delivery per recipient to their current contact method, in one batch;
-    recipients with no method left are marked failed."""
+) -> list[int]:
+    """Queue one delivery per recipient to their current contact method, in one batch (Core
+    inserts: a level may page a thousand people); recipients with no method left are marked
+    failed. Returns the new deliveries' ids."""
     urgent = page.level > 0 or page.target_kind == "duty"
     # The first pages of a live incident go before every other send (#15).
     first = urgent or page.created_at - incident.declared_at <= FIRST_PAGES_WITHIN
@@ -253,15 +294,22 @@ def deliver_many(
             [address for _, _, address in reachable], session=session, now=now, policy=policy
         )
     )
+    texts = messages_for(
+        incident,
+        playbook,
+        page,
+        [(person, policy.links.url(recipient.id, now=now)) for recipient, person, _ in reachable],
+        now=now,
+        zone=policy.zone,
+    )
     specs = []
-    for recipient, person, address in reachable:
-        ack_url = policy.links.url(recipient.id, now=now)
-        subject, body = message_for(
-            incident, playbook, page, person, ack_url, now=now, zone=policy.zone
-        )
+    held_hashes = []
+    for (recipient, person, address), (subject, body) in zip(reachable, texts, strict=True):
         hashed = delivery.address_hash(address)
         held = counts.get(hashed, 0) >= policy.flood_limit
         counts[hashed] = counts.get(hashed, 0) + (0 if held else 1)
+        if held:
+            held_hashes.append(hashed)
         specs.append(
             delivery.Spec(
                 purpose="page",
@@ -278,19 +326,18 @@ def deliver_many(
                 lane=lane,
             )
         )
-    made = delivery.create_many(specs, session=session, now=now)
-    for sent in made:
-        if sent.status == "held":
-            ends = window_end(sent.address_hash, session=session, now=now, policy=policy)
-            jobs.enqueue(
-                session,
-                BUNDLE_JOB,
-                {"address_hash": sent.address_hash},
-                key=f"bundle:{sent.address_hash}:{ends.isoformat()}",
-                run_at=ends,
-                incident_id=None,
-            )
-            log.info("page_held_by_flood_limit", delivery_id=sent.id, incident_id=incident.id)
+    made = delivery.insert_many(specs, session=session, now=now)
+    for hashed in sorted(set(held_hashes)):
+        ends = window_end(hashed, session=session, now=now, policy=policy)
+        jobs.enqueue(
+            session,
+            BUNDLE_JOB,
+            {"address_hash": hashed},
+            key=f"bundle:{hashed}:{ends.isoformat()}",
+            run_at=ends,
+            incident_id=None,
+        )
+        log.info("page_held_by_flood_limit", incident_id=incident.id, page_id=page.id)
     return made
 
 
