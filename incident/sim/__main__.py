@@ -7,6 +7,7 @@ failing seed's schedule to the events that still break the same invariant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging("console", "ERROR")
-    with tempfile.TemporaryDirectory(prefix="incident-sim-") as folder:
+    shm = Path("/dev/shm")
+    scratch = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="incident-sim-", dir=scratch) as folder:
         url = args.database or f"sqlite:///{Path(folder) / 'sim.db'}"
         rig = Rig.build(url, strategy=args.strategy)
         try:

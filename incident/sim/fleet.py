@@ -25,7 +25,7 @@ from incident.handlers import HANDLERS, Context, page_deadline
 from incident.models import Page
 from incident.paging import DEADLINE_JOB
 from incident.sim.ledger import Ledger
-from incident.sim.outage import FlakyDatabase
+from incident.sim.outage import FlakyDatabase, SimulatedGlitch
 from incident.sim.world import Rig
 from incident.worker import Worker
 
@@ -154,6 +154,9 @@ class Fleet:
             self._unsure(worker, "lost the database")
             return
         cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, SimulatedGlitch):
+            self.ledger.log(self.clock.now(), f"  {worker.name} round failed: the glitch")
+            return
         line = f"{worker.name} round failed: {type(cause).__name__}: {str(cause)[:200]}"
         self.ledger.errors.append(line)
         self.ledger.log(self.clock.now(), "  " + line)
@@ -169,10 +172,11 @@ class Fleet:
             self._failed(worker, exc)
             return None
 
-    def cycle(self, worker: SimWorker) -> None:
-        """Rounds until this worker has nothing due and nothing to record."""
+    def cycle(self, worker: SimWorker) -> bool:
+        """Rounds until this worker has nothing due and nothing to record; False if it could
+        not get there (frozen, cut off, killed, or still busy after MAX_ROUNDS)."""
         if not worker.alive or self.frozen(worker):
-            return
+            return False
         if worker.stalled:
             stalled, worker.stalled = worker.stalled, []
             for job in stalled:
@@ -180,12 +184,15 @@ class Fleet:
                     worker.worker._run(job)
                 except Exception as exc:
                     self._failed(worker, exc)
-                    return
+                    return False
         for _ in range(MAX_ROUNDS):
             ran = self.run_once(worker)
             self.quiet()
-            if ran is None or (ran == 0 and not worker.has_outcomes()):
-                return
+            if ran is None:
+                return False
+            if ran == 0 and not worker.has_outcomes():
+                return True
+        return False
 
     def contend(self, limits: list[int]) -> None:
         """Every live worker claims at once (small batches), then each carries on."""
@@ -205,10 +212,12 @@ class Fleet:
         """A round of every live worker that has something to do (what is due, what it has
         to record or to finish)."""
         live = self.live()
+        due = self.anything_due()
         for n in range(len(live)):
             worker = live[(first + n) % len(live)]
-            if worker.has_outcomes() or worker.stalled or self.anything_due():
-                self.cycle(worker)
+            if worker.has_outcomes() or worker.stalled or due:
+                drained = self.cycle(worker)
+                due = due and not drained  # a worker that drained took all that was due
 
     # -- an acknowledgement racing the escalation deadline (PostgreSQL) ---------------------
     def _deadline(self, job: jobs.Claimed, session: Session, now: datetime, ctx: Context) -> None:

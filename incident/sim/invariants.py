@@ -15,7 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from incident.db import Database
-from incident.models import Delivery, Incident, Job, Page, Person, Stage, TimelineEvent
+from incident.models import (
+    Delivery,
+    Incident,
+    Job,
+    Page,
+    PageRecipient,
+    Person,
+    Stage,
+    TimelineEvent,
+)
 from incident.notices import reading
 from incident.sim.gateway import Gateway
 from incident.sim.ledger import Ledger
@@ -226,6 +235,24 @@ def _nothing_left(session: Session, ledger: Ledger, now: datetime) -> list[Viola
         )
     ):
         found.append(Violation(NOTHING_LEFT, _describe(page) + " after settling"))
+    # Someone paged on a page still waiting for an answer got the message, or every one of
+    # their contact methods failed: "pending" means neither (acknowledged pages stop trying).
+    for page_id, person_id, level in session.execute(
+        select(PageRecipient.page_id, PageRecipient.person_id, PageRecipient.level)
+        .join(Page, Page.id == PageRecipient.page_id)
+        .where(
+            Page.incident_id.in_(ours),
+            Page.status != "acked",
+            PageRecipient.status == "pending",
+        )
+        .order_by(PageRecipient.id)
+    ):
+        found.append(
+            Violation(
+                NOTHING_LEFT,
+                f"{person_id} (level {level} of page {page_id}) neither reached nor failed over",
+            )
+        )
     return found
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session
 
 from incident.clock import Clock
@@ -18,10 +18,15 @@ class SimulatedOutage(Exception):
     """What the driver would say: the server is gone."""
 
 
+class SimulatedGlitch(Exception):
+    """An error that is not an outage (the server failed one transaction at its commit)."""
+
+
 class FlakyDatabase(Database):
     """The same engine; ``transaction()`` and ``reading()`` raise OperationalError (what
     incident.db.database_unavailable() recognises) during an outage: for the next ``calls``
-    calls, or until the simulated clock reaches ``until``."""
+    calls, or until the simulated clock reaches ``until``. A glitch is another kind of
+    failure: the next ``glitches`` transactions raise InternalError at their commit."""
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         super().__init__(engine)
@@ -29,6 +34,7 @@ class FlakyDatabase(Database):
         self.fail_calls = 0
         self.fail_until: datetime | None = None
         self.failures = 0
+        self.glitches = 0  # the next transactions that fail at their commit (not an outage)
 
     def down_for(self, *, calls: int = 0, until: datetime | None = None) -> None:
         self.fail_calls = max(self.fail_calls, calls)
@@ -53,6 +59,9 @@ class FlakyDatabase(Database):
         self._check()
         with super().transaction() as session:
             yield session
+            if self.glitches > 0:  # the work is done and rolls back
+                self.glitches -= 1
+                raise InternalError("COMMIT", None, SimulatedGlitch("internal error at commit"))
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -14,15 +14,15 @@ from incident.errors import IncidentError
 from incident.models import Page, Task
 from incident.sim.desk import OPEN, Desk
 
-ANSWER_FIRST = 0.75  # a page is answered at its first level ...
-ANSWER_LATER = 0.4  # ... at each later level, or by the duty director
+ANSWER_LATER = 0.4  # a page is answered at each later level, or by the duty director
 FINISH_TASK = 0.85
 
 
 class Responders:
-    def __init__(self, desk: Desk, seed: int) -> None:
+    def __init__(self, desk: Desk, seed: int, answering: float) -> None:
         self.desk = desk
         self.seed = seed
+        self.answering = answering  # at the first level
 
     def act(self) -> None:
         now = self.desk.clock.now()
@@ -53,9 +53,8 @@ class Responders:
             ).all()
         for page in pages:
             rng = random.Random(f"{self.seed}:{index[page.incident_id]}:{page.origin}:{page.level}")
-            chance = (
-                ANSWER_FIRST if page.level == 0 and page.target_kind != "duty" else ANSWER_LATER
-            )
+            first = page.level == 0 and page.target_kind != "duty"
+            chance = self.answering if first else ANSWER_LATER
             if rng.random() >= chance:
                 continue
             window = timedelta(seconds=page.ack_within_s)

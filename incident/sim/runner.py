@@ -9,8 +9,10 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
+from incident import paging
 from incident.clock import FrozenClock
 from incident.db import Database, database_unavailable
+from incident.delivery import SEND_JOB
 from incident.models import Delivery, Job, Stage
 from incident.sim import invariants
 from incident.sim.desk import Desk
@@ -23,8 +25,9 @@ from incident.sim.world import Rig
 
 PHASE_ONE = timedelta(hours=12)  # open incidents: until every page is answered or exhausted
 PHASE_TWO = timedelta(days=4)  # after resolving everything: until nothing is left to run
-SOON = timedelta(hours=2)  # work due later than this does not keep the day going
 STEP = timedelta(seconds=1)
+# paging is never left half done, however far off its next step (a bundle's window)
+PAGING = (SEND_JOB, paging.BUNDLE_JOB, paging.DEADLINE_JOB)
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Sim:
         rig.gateway.reset(scenario.seed, scenario.profiles, self.clock)
         self.fleet = Fleet(rig, self.engine, self.clock, self.ledger, self._race_ack)
         self.desk = Desk(rig, self.db, self.clock, self.ledger)
-        self.people = Responders(self.desk, scenario.seed)
+        self.people = Responders(self.desk, scenario.seed, scenario.answering)
         # Only PostgreSQL lets an ack commit while a handler's transaction is open (SQLite
         # has one writer): there the race is played out, elsewhere the ack comes just first.
         self.races = self.engine.dialect.name == "postgresql"
@@ -117,7 +120,7 @@ class Sim:
             self.desk.publish(a)
         elif kind == "fire_manual":
             self.desk.fire_manual(a)
-        elif kind in ("kill", "freeze", "stall", "outage"):
+        elif kind in ("kill", "freeze", "stall", "outage", "glitch"):
             self._fault(kind, a)
         else:
             raise ValueError(f"unknown event {kind!r}")
@@ -138,6 +141,8 @@ class Sim:
             self.fleet.freeze(worker, now + timedelta(seconds=a["seconds"]))
         elif kind == "stall":
             self.fleet.stall(worker, a["seconds"])
+        elif kind == "glitch":
+            worker.db.glitches += a["calls"]
         else:
             worker.db.down_for(calls=a["calls"])
 
@@ -198,12 +203,14 @@ class Sim:
     def _phase_one_done(self) -> bool:
         if self._busy():
             return False
-        soon = self.clock.now() + SOON
+        soon = self.clock.now() + timedelta(minutes=self.scenario.day_minutes)
         with self.db.reading() as session:
             every = set(session.scalars(select(Stage.id).where(Stage.trigger == "every")))
             waiting = session.execute(
                 select(Job.kind, Job.payload).where(
-                    (Job.status == "running") | ((Job.status == "queued") & (Job.run_at <= soon))
+                    (Job.status == "running")
+                    | ((Job.status == "queued") & (Job.run_at <= soon))
+                    | ((Job.status == "queued") & Job.kind.in_(PAGING))
                 )
             ).all()
             open_pages = invariants.unanswered(session, self.ledger)

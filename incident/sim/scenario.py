@@ -33,7 +33,7 @@ PROFILE_WEIGHTS = {
 EVENT_WEIGHTS = {
     "tick": 30,
     "contend": 8,
-    "declare": 2,
+    "declare": 1,
     "ack": 10,
     "ack_at_deadline": 5,
     "race_ack": 4,
@@ -48,6 +48,7 @@ EVENT_WEIGHTS = {
     "freeze": 3,
     "stall": 2,
     "outage": 3,
+    "glitch": 2,
     "jump": 3,
 }
 MAX_INCIDENTS = 2
@@ -71,6 +72,8 @@ class Scenario:
     profiles: dict[str, Profile]
     events: list[Event]
     resolve_at_end: bool = False
+    answering: float = 0.75  # how likely a page is answered at its first level
+    day_minutes: int = 30  # settling waits for work due this soon (pages: however long)
 
     def with_events(self, events: list[Event]) -> Scenario:
         return replace(self, events=list(events))
@@ -140,6 +143,8 @@ def _event(kind: str, rng: random.Random, playbooks: list[str], doc: RosterDoc) 
         if rng.random() < 0.5:
             return Event(kind, {"worker": pick, "calls": rng.randint(1, 6)})
         return Event(kind, {"worker": "all", "seconds": rng.choice([10, 60, 300])})
+    if kind == "glitch":
+        return Event(kind, {"worker": pick, "calls": rng.randint(1, 3)})
     if kind == "jump":
         return Event(kind, {"minutes": rng.choice([10, 30, 60, 180])})
     raise ValueError(kind)
@@ -154,7 +159,7 @@ def generate(seed: int, playbooks: list[str], doc: RosterDoc) -> Scenario:
     kinds = list(EVENT_WEIGHTS)
     weights = list(EVENT_WEIGHTS.values())
     declared = 1
-    for _ in range(rng.randint(6, 20)):
+    for _ in range(rng.randint(6, 16)):
         kind = rng.choices(kinds, weights)[0]
         if kind == "declare":
             if declared >= MAX_INCIDENTS:
@@ -162,4 +167,6 @@ def generate(seed: int, playbooks: list[str], doc: RosterDoc) -> Scenario:
             declared += 1
         events.append(_event(kind, rng, playbooks, doc))
     resolve = rng.random() < RESOLVE_AT_END
-    return Scenario(seed, start, workers, profiles, events, resolve)
+    answering = rng.choice([0.5, 0.75, 0.9, 0.9])
+    day = rng.choice([0, 0, 30])
+    return Scenario(seed, start, workers, profiles, events, resolve, answering, day)

@@ -31,6 +31,7 @@ DEMO_ROSTER = Path(__file__).resolve().parents[1] / "demo" / "roster.yaml"
 PUBLIC_CHANNEL = "sim://public/board"
 DRILL_CHANNEL = "sim://drill/notices"
 LEASE_SECONDS = 30.0
+MAX_ATTEMPTS = 4  # a short fuse: a few glitches in a row can make a job fail
 DAY_ONE = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 # The roster and the pinned playbooks stay from one scenario to the next; the rest is wiped.
 KEPT = {"departments", "people", "contact_methods", "rota_patterns", "rota_overrides"}
@@ -49,6 +50,7 @@ def sim_settings(database_url: str) -> Settings:
         playbooks_dir=PLAYBOOKS,
         demo_roster=DEMO_ROSTER,
         worker_lease_seconds=LEASE_SECONDS,
+        job_max_attempts=MAX_ATTEMPTS,
         worker_poll_seconds=0.0,
         worker_listen=False,
         delivery_backoff_seconds=0.01,

@@ -44,7 +44,7 @@ def careless_on_deadline(
 
 
 def test_the_simulator_finds_an_escalation_that_ignores_acknowledgements(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kept: Any = types.SimpleNamespace(cancel_keys=lambda *args, **kwargs: 0)
     monkeypatch.setattr(acks, "jobs", kept)
@@ -53,7 +53,7 @@ def test_the_simulator_finds_an_escalation_that_ignores_acknowledgements(
     for seed in range(BUDGET):
         result = run_seed(rig, seed)
         if any(v.invariant == invariants.ACK_KEPT for v in result.violations):
-            report_line(request.config, f"\nplanted bug found at seed {seed}")
+            report_line(capsys, f"\nplanted bug found at seed {seed}")
             assert "acked at" in explain(result)
             return
     pytest.fail(f"no {invariants.ACK_KEPT} violation in {BUDGET} seeds")
