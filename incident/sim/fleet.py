@@ -24,6 +24,7 @@ from incident.delivery import SEND_JOB
 from incident.handlers import HANDLERS, Context, page_deadline
 from incident.models import Page
 from incident.paging import DEADLINE_JOB
+from incident.sim.gateway import SimSender
 from incident.sim.ledger import Ledger
 from incident.sim.outage import FlakyDatabase, SimulatedGlitch
 from incident.sim.world import Rig
@@ -41,6 +42,7 @@ class SimWorker:
     name: str
     worker: Worker
     db: FlakyDatabase
+    sender: SimSender
     alive: bool = True
     frozen_until: datetime | None = None
     stalled: list[jobs.Claimed] = field(default_factory=list)
@@ -80,10 +82,11 @@ class Fleet:
         db = FlakyDatabase(self.engine, self.clock)
         handlers = dict(HANDLERS)
         handlers[DEADLINE_JOB] = self._deadline
+        sender = self.rig.sender()
         worker = Worker(
-            db, self.rig.context, self.clock, sender=self.rig.sender, handlers=handlers, owner=name
+            db, self.rig.context, self.clock, sender=sender, handlers=handlers, owner=name
         )
-        sim_worker = SimWorker(name, worker, db)
+        sim_worker = SimWorker(name, worker, db, sender)
         self.workers.append(sim_worker)
         return sim_worker
 
@@ -94,23 +97,38 @@ class Fleet:
         live = self.live()
         return live[number % len(live)]
 
-    def _unsure(self, worker: SimWorker, why: str) -> None:
+    def unsure(self, worker: SimWorker, why: str, *, allowed: bool = True) -> None:
+        """Deliveries the worker holds are in doubt: ``allowed`` one more acceptance each."""
         holding = worker.holding()
         if why == "lost the database":  # once per outage and delivery, however many rounds
             holding = [d for d in holding if d not in worker.cut_off]
             worker.cut_off.update(holding)
         for delivery_id in holding:
-            self.ledger.uncertain[delivery_id] += 1
+            self.ledger.uncertain[delivery_id] += 1 if allowed else 0
+        self.ledger.happened(holding, f"{worker.name} {why}")
         if holding:
             self.ledger.log(self.clock.now(), f"  {worker.name} {why} holding {holding}")
 
+    def close(self) -> None:
+        """The end of a scenario: every sender goes."""
+        for worker in self.workers:
+            worker.sender.close()
+
+    def stop(self, worker: SimWorker) -> None:
+        """A graceful stop (SIGTERM), here just after the worker's sends came back and before
+        its next round recorded them: a graceful stop loses nothing, so nothing is in doubt."""
+        self.unsure(worker, "stopped gracefully", allowed=False)
+        worker.worker.stop(timeout=1.0)  # closes its sender
+        worker.alive = False
+        worker.stalled = []
+
     def kill(self, worker: SimWorker) -> None:
-        self._unsure(worker, "killed")
+        self.unsure(worker, "killed")
         worker.alive = False
         worker.stalled = []
 
     def freeze(self, worker: SimWorker, until: datetime) -> None:
-        self._unsure(worker, "frozen")
+        self.unsure(worker, "frozen")
         worker.frozen_until = max(until, worker.frozen_until or until)
 
     def stall(self, worker: SimWorker, seconds: float) -> int:
@@ -146,12 +164,12 @@ class Fleet:
 
     # -- rounds ------------------------------------------------------------------------------
     def quiet(self) -> None:
-        if not self.rig.sender.wait_quiet(10.0):
-            raise Stuck(f"{self.rig.sender.outstanding()} sends neither finished nor parked")
+        if not self.rig.gateway.wait_quiet(10.0):
+            raise Stuck(f"{self.rig.gateway.outstanding()} sends neither finished nor parked")
 
     def _failed(self, worker: SimWorker, exc: Exception) -> None:
         if database_unavailable(exc):
-            self._unsure(worker, "lost the database")
+            self.unsure(worker, "lost the database")
             return
         cause = getattr(exc, "orig", None) or exc
         if isinstance(cause, SimulatedGlitch):
@@ -164,6 +182,7 @@ class Fleet:
     def run_once(self, worker: SimWorker, limit: int = 500) -> int | None:
         """One ``run_due`` as the worker's loop runs it (a failed round is logged and the
         worker backs off: None)."""
+        holding, glitches = worker.holding(), worker.db.glitches
         try:
             ran = worker.worker.run_due(limit)
             worker.cut_off.clear()
@@ -171,6 +190,9 @@ class Fleet:
         except Exception as exc:
             self._failed(worker, exc)
             return None
+        finally:
+            if worker.db.glitches < glitches:
+                self.ledger.happened(holding, f"{worker.name} glitched while holding it")
 
     def cycle(self, worker: SimWorker) -> bool:
         """Rounds until this worker has nothing due and nothing to record; False if it could

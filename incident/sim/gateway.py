@@ -76,11 +76,38 @@ class Gateway:
     profiles: dict[str, Profile] = field(default_factory=dict)
     accepted: list[Accepted] = field(default_factory=list)
     tries: Counter[str] = field(default_factory=Counter)
-    on_change: Callable[[], None] = lambda: None
+    parked_for: dict[int, float] = field(default_factory=dict)  # delivery id -> seconds parked
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._parked: list[_Parked] = []
+        # Sends under way, over every sender: the simulator waits until each has finished
+        # or is parked here.
+        self._quiet = threading.Condition()
+        self._outstanding = 0
+
+    # -- sends under way ---------------------------------------------------------------------
+    def on_change(self) -> None:
+        with self._quiet:
+            self._quiet.notify_all()
+
+    def started(self, n: int) -> None:
+        with self._quiet:
+            self._outstanding += n
+
+    def finished(self, n: int = 1) -> None:
+        with self._quiet:
+            self._outstanding -= n
+            self._quiet.notify_all()
+
+    def outstanding(self) -> int:
+        with self._quiet:
+            return self._outstanding
+
+    def wait_quiet(self, timeout: float = 10.0) -> bool:
+        """Wait until every send under way has finished or is parked at the gateway."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._outstanding <= self.parked(), timeout)
 
     def reset(self, seed: int, profiles: dict[str, Profile], clock: FrozenClock) -> None:
         with self._lock:
@@ -90,6 +117,7 @@ class Gateway:
             self.clock = clock
             self.accepted = []
             self.tries = Counter()
+            self.parked_for = {}
 
     # -- the Channel protocol --------------------------------------------------------------
     async def attempt(self, message: Message) -> Exception | None:
@@ -102,7 +130,11 @@ class Gateway:
         behaviour = profile.pick(rng)
         if behaviour in ("slow", "hang"):
             scale = 1.0 if behaviour == "slow" else 6.0
-            await self._park(timedelta(seconds=profile.delay * scale * rng.uniform(0.5, 1.5)))
+            seconds = profile.delay * scale * rng.uniform(0.5, 1.5)
+            with self._lock:
+                so_far = self.parked_for.get(message.delivery_id, 0.0)
+                self.parked_for[message.delivery_id] = so_far + seconds
+            await self._park(timedelta(seconds=seconds))
             behaviour = "ok" if behaviour == "slow" or rng.random() < 0.7 else "timeout"
         if behaviour == "ok":
             with self._lock:
@@ -152,6 +184,12 @@ class Gateway:
             self.on_change()
         return len(due)
 
+    def forget(self, loop: asyncio.AbstractEventLoop, abandoned: int) -> None:
+        """A sender was closed: its parked attempts and its sends under way never finish."""
+        with self._lock:
+            self._parked = [p for p in self._parked if p.loop is not loop]
+        self.finished(abandoned)
+
     def accepted_counts(self) -> Counter[str]:
         with self._lock:
             return Counter(a.key for a in self.accepted)
@@ -163,41 +201,38 @@ async def instant_sleep(_seconds: float) -> None:
 
 
 class SimSender(Sender):
-    """The real Sender, with the gateway plugged in as the ``sim`` channel, counting the sends
-    under way so that the simulator can wait until each one has finished or is parked."""
+    """The real Sender, with the gateway plugged in as the ``sim`` channel; each worker has
+    its own (closed when the worker stops or its scenario ends). Sends under way are counted
+    at the gateway."""
 
     def __init__(self, gateway: Gateway, policy: SendPolicy) -> None:
         super().__init__(policy, sleep=instant_sleep, channels={SCHEME: gateway})
         self.gateway = gateway
-        self._quiet = threading.Condition()
-        self._outstanding = 0
-        gateway.on_change = self._changed
-
-    def _changed(self) -> None:
-        with self._quiet:
-            self._quiet.notify_all()
+        self._mine = 0
+        self._lock = threading.Lock()
+        self.closed = False
 
     def submit_batch(self, messages: list[Message], done: Callable[[Outcome], None]) -> None:
-        with self._quiet:
-            self._outstanding += len(messages)
+        with self._lock:
+            self._mine += len(messages)
+        self.gateway.started(len(messages))
 
         def finished(outcome: Outcome) -> None:
             try:
                 done(outcome)
             finally:
-                with self._quiet:
-                    self._outstanding -= 1
-                    self._quiet.notify_all()
+                with self._lock:
+                    self._mine -= 1
+                self.gateway.finished()
 
         super().submit_batch(messages, finished)
 
-    def outstanding(self) -> int:
-        with self._quiet:
-            return self._outstanding
-
-    def wait_quiet(self, timeout: float = 10.0) -> bool:
-        """Wait until every send under way has finished or is parked at the gateway."""
-        with self._quiet:
-            return self._quiet.wait_for(
-                lambda: self._outstanding <= self.gateway.parked(), timeout=timeout
-            )
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = self._loop
+        super().close()
+        with self._lock:
+            abandoned, self._mine = self._mine, 0
+        self.gateway.forget(loop, abandoned)

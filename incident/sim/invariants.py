@@ -141,11 +141,15 @@ def _accepted_once(session: Session, ledger: Ledger, gateway: Gateway) -> list[V
     for key, delivery_id, status in sorted(rows):
         allowed = 1 + ledger.uncertain[delivery_id]
         if counts[key] > allowed:
+            seen = list(ledger.history.get(delivery_id, []))
+            parked = gateway.parked_for.get(delivery_id)
+            if parked is not None:
+                seen.append(f"its attempts took {parked:.0f} s in all at the receiver")
             found.append(
                 Violation(
                     ONCE,
                     f"{key} (delivery {delivery_id}, {status}) accepted {counts[key]} times; "
-                    f"{allowed} allowed ({allowed - 1} crash/freeze/outage while in flight)",
+                    f"{allowed} allowed; while in flight: {'; '.join(seen) or 'nothing'}",
                 )
             )
     return found

@@ -26,6 +26,8 @@ class Ledger:
     # delivery id -> events (kill, freeze, stall, outage) that left its outcome unrecorded
     # while it was in flight: each may let the gateway accept it once more
     uncertain: Counter[int] = field(default_factory=Counter)
+    # delivery id -> what happened to workers while it was in flight (for the reports)
+    history: dict[int, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # unexpected exceptions out of rounds
     notes: dict[str, object] = field(default_factory=dict)
 
@@ -35,6 +37,10 @@ class Ledger:
         offset = abs(offset)
         stamp = f"t{sign}{offset // 3600:02d}:{offset // 60 % 60:02d}:{offset % 60:02d}"
         self.trace.append(f"{stamp} {line}")
+
+    def happened(self, delivery_ids: list[int], what: str) -> None:
+        for delivery_id in delivery_ids:
+            self.history.setdefault(delivery_id, []).append(what)
 
     def incident(self, pick: int, *, open_only: bool = False) -> SimIncident | None:
         pool = [i for i in self.incidents if not (open_only and i.resolved_by_scenario)]

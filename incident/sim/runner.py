@@ -16,7 +16,7 @@ from incident.delivery import SEND_JOB
 from incident.models import Delivery, Job, Stage
 from incident.sim import invariants
 from incident.sim.desk import Desk
-from incident.sim.fleet import Fleet, Stuck
+from incident.sim.fleet import Fleet, SimWorker, Stuck
 from incident.sim.invariants import Violation
 from incident.sim.ledger import Ledger
 from incident.sim.people import Responders
@@ -26,6 +26,7 @@ from incident.sim.world import Rig
 PHASE_ONE = timedelta(hours=12)  # open incidents: until every page is answered or exhausted
 PHASE_TWO = timedelta(days=4)  # after resolving everything: until nothing is left to run
 STEP = timedelta(seconds=1)
+MID_ROUND = timedelta(minutes=5)
 # paging is never left half done, however far off its next step (a bundle's window)
 PAGING = (SEND_JOB, paging.BUNDLE_JOB, paging.DEADLINE_JOB)
 
@@ -71,10 +72,22 @@ class Sim:
                 violations.append(Violation("sender_goes_quiet", str(exc)))
             finally:
                 self.rig.gateway.release_due()
-                self.rig.sender.wait_quiet(10.0)
+                self.rig.gateway.wait_quiet(10.0)
+                self.fleet.close()
         violations += invariants.final(self.db, self.ledger, self.rig.gateway, self.clock.now())
         violations = list(dict.fromkeys(violations))  # one report of each
         return Result(self.scenario.seed, violations, self.ledger.trace, self.stats())
+
+    def advance_to(self, target: datetime) -> None:
+        """Time passes: every moment something happens on the way (a job or lease falls due,
+        a slow receiver answers) is stepped on, as a worker polling every second sees it."""
+        for _ in range(200):
+            nxt = self._next_moment()
+            if nxt is None or nxt >= target:
+                break
+            self.clock.set(nxt)
+            self.pump()
+        self.clock.set(max(self.clock.now(), target))
 
     def pump(self) -> None:
         """Let parked sends whose time has come finish, then a round of every live worker."""
@@ -90,9 +103,11 @@ class Sim:
         a = event.args
         kind = event.kind
         if kind == "tick":
-            self.clock.advance(timedelta(seconds=a["seconds"]))
+            self.advance_to(self.clock.now() + timedelta(seconds=a["seconds"]))
             self.pump()
-        elif kind == "jump":
+        elif kind == "jump":  # the clock jumps: leases run out under sends still in flight
+            for worker in self.fleet.live():
+                self.fleet.unsure(worker, "saw the clock jump")
             self.clock.advance(timedelta(minutes=a["minutes"]))
             self.pump()
         elif kind == "contend":
@@ -120,7 +135,7 @@ class Sim:
             self.desk.publish(a)
         elif kind == "fire_manual":
             self.desk.fire_manual(a)
-        elif kind in ("kill", "freeze", "stall", "outage", "glitch"):
+        elif kind in ("kill", "stop", "freeze", "stall", "outage", "glitch"):
             self._fault(kind, a)
         else:
             raise ValueError(f"unknown event {kind!r}")
@@ -133,8 +148,14 @@ class Sim:
             return
         worker = self.fleet.pick(a["worker"])
         self.ledger.log(now, f"  -> {worker.name}")
-        if kind == "kill":
-            self.fleet.kill(worker)
+        if kind in ("kill", "stop", "freeze") and not self.fleet.frozen(worker):
+            self._mid_round(worker)
+            now = self.clock.now()
+        if kind in ("kill", "stop"):
+            if kind == "kill":
+                self.fleet.kill(worker)
+            else:
+                self.fleet.stop(worker)
             if a["restart"] or not self.fleet.live():
                 self.ledger.log(now, f"  started {self.fleet.spawn().name}")
         elif kind == "freeze":
@@ -146,12 +167,25 @@ class Sim:
         else:
             worker.db.down_for(calls=a["calls"])
 
+    def _mid_round(self, worker: SimWorker) -> None:
+        """Catch the worker in the middle of a round: at the next moment something falls due
+        (within five minutes), it claims and sends, and its sends come back unrecorded."""
+        nxt = self._next_moment()
+        if nxt is not None and nxt <= self.clock.now() + MID_ROUND:
+            self.advance_to(nxt)
+        self.rig.gateway.release_due(self.clock.now())
+        self.people.act()
+        self.fleet.run_once(worker)
+        self.fleet.quiet()
+        if worker.holding():
+            self.ledger.log(self.clock.now(), f"  {worker.name} mid-round: {worker.holding()}")
+
     def _at_deadline(self, pick: int, *, race: bool) -> None:
         page = self.desk.pick_page(pick, with_deadline=True)
         if page is None or page.ack_deadline is None:
             return
         offset = 0 if race else (pick >> 8) % 3 - 1
-        self.clock.set(max(self.clock.now(), page.ack_deadline + timedelta(seconds=offset)))
+        self.advance_to(page.ack_deadline + timedelta(seconds=offset))
         self.ledger.log(self.clock.now(), f"  at the deadline of {page.id} (level {page.level})")
         if race and self.races:
             self.fleet.races.add(page.id)
@@ -242,14 +276,16 @@ class Sim:
             times.append(queued)
         if leased is not None:
             times.append(leased + STEP)
+        # When every worker is frozen or cut off, no job runs until one is back ...
+        back = [max(now, w.frozen_until or now, w.db.fail_until or now) for w in self.fleet.live()]
+        moments = [max(min(times), min(back, default=now))] if times else []
+        # ... but slow receivers answer when they answer.
         release = self.rig.gateway.next_release()
         if release is not None:
-            times.append(release)
-        # When every worker is frozen or cut off, nothing happens until one is back.
-        back = [max(now, w.frozen_until or now, w.db.fail_until or now) for w in self.fleet.live()]
-        if not times:
+            moments.append(release)
+        if not moments:
             return None
-        return max(min(times), min(back, default=now), now + STEP)
+        return max(min(moments), now + STEP)
 
     def stats(self) -> dict[str, Any]:
         with self.db.reading() as session:

@@ -45,6 +45,7 @@ EVENT_WEIGHTS = {
     "publish": 3,
     "fire_manual": 2,
     "kill": 3,
+    "stop": 2,
     "freeze": 3,
     "stall": 2,
     "outage": 3,
@@ -135,7 +136,7 @@ def _event(kind: str, rng: random.Random, playbooks: list[str], doc: RosterDoc) 
         return Event(kind, {"incident": pick, "which": rng.randrange(1 << 16)})
     if kind == "fire_manual":
         return Event(kind, {"incident": pick, "stage": rng.randrange(1 << 16)})
-    if kind == "kill":
+    if kind in ("kill", "stop"):
         return Event(kind, {"worker": pick, "restart": rng.random() < 0.8})
     if kind in ("freeze", "stall"):
         return Event(kind, {"worker": pick, "seconds": rng.choice([20, 45, 120, 600])})
