@@ -37,12 +37,13 @@ ONCE = "delivery_accepted_at_most_once"
 STAGE_ONCE = "stage_fires_once"
 AFTER_RESOLVE = "no_stage_after_resolve"
 NOTHING_LEFT = "nothing_left_pending"
+REACHED = "paged_person_reached_or_failed_over"
 NO_FAILED_JOB = "no_job_fails"
 DRILL = "drill_stays_private"
 ROUNDS = "worker_rounds_do_not_crash"
 QUIET = "sender_goes_quiet"
 NAMES: tuple[str, ...] = (LIVE_PAGE, ACK_KEPT, ONCE, STAGE_ONCE, AFTER_RESOLVE, NOTHING_LEFT)
-NAMES += (NO_FAILED_JOB, DRILL, ROUNDS, QUIET)
+NAMES += (REACHED, NO_FAILED_JOB, DRILL, ROUNDS, QUIET)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def _nothing_left(session: Session, ledger: Ledger, now: datetime) -> list[Viola
     ):
         found.append(
             Violation(
-                NOTHING_LEFT,
+                REACHED,
                 f"{person_id} (level {level} of page {page_id}) neither reached nor failed over",
             )
         )
