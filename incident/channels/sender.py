@@ -40,6 +40,7 @@ from incident.logs import get_logger
 
 log = get_logger(__name__)
 MAX_RETRY_AFTER_SECONDS = 3600.0
+ATTEMPT_GRACE_SECONDS = 1.0  # beyond the channel's own timeout of one attempt
 
 
 class _Wait:
@@ -277,7 +278,10 @@ class Sender:
         channel = self._channels.get(scheme, self._fallback)
         error: Exception | None
         try:
-            error = await channel.attempt(message)
+            # Every channel's attempt is bounded, whatever its own client does (a stuck
+            # apprise plugin must not hold a send, and its job's lease, forever).
+            async with asyncio.timeout(self.policy.attempt_timeout + ATTEMPT_GRACE_SECONDS):
+                error = await channel.attempt(message)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             error = Transient(f"{type(exc).__name__}: {exc}"[:300])
         ms = int((time.perf_counter() - t0) * 1000)

@@ -379,19 +379,24 @@ def exhausted(
 
 ABOVE_THE_SILENT = (DUTY_LEVEL, "director", "deputy_director")
 """Who hears that a page went unanswered: the first of these roles with someone the page did
-not page already (the duty director on duty, else the director, else a deputy director)."""
+not page already (the duty director on duty, else the director, else a deputy director);
+when the page reached every one of them, all of them again."""
 
 
 def _who_hears_of_silence(
     page: Page, *, session: Session, now: datetime, policy: PagingPolicy
 ) -> tuple[str, list[str]]:
     silent = {r.person_id for r in page.recipients}
+    everyone: dict[str, list[str]] = {}
     for role in ABOVE_THE_SILENT:
         found = roster.resolve_level(role, now, session=session, zone=policy.zone)
+        everyone[role] = [p.id for p in found]
         people = [p.id for p in found if p.id not in silent]
         if people:
             return role, people
-    return DUTY_LEVEL, []
+    # Everyone above was paged and silent: the end alarm still goes, to all of them (an
+    # alarm nobody receives is the one thing worse than one they already had).
+    return DUTY_LEVEL, sorted({p for ids in everyone.values() for p in ids})
 
 
 def alert_duty(

@@ -136,17 +136,14 @@ class Fleet:
         if self.frozen(worker):
             return 0
         try:
+            now = self.clock.now()
             with worker.db.transaction() as session:
                 claimed = jobs.claim(
-                    session,
-                    owner=worker.name,
-                    now=self.clock.now(),
-                    lease=worker.worker.lease,
-                    limit=5,
+                    session, owner=worker.name, now=now, lease=worker.worker.lease, limit=5
                 )
             sends = [job for job in claimed if job.kind == SEND_JOB]
             if sends:
-                worker.worker._start_sends(sends)
+                worker.worker._start_sends(sends, lease_until=now + worker.worker.lease)
         except Exception as exc:
             self._failed(worker, exc)
             return 0

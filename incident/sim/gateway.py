@@ -77,6 +77,9 @@ class Gateway:
     accepted: list[Accepted] = field(default_factory=list)
     tries: Counter[str] = field(default_factory=Counter)
     parked_for: dict[int, float] = field(default_factory=dict)  # delivery id -> seconds parked
+    # The sender gives up an attempt after this long (simulated): the receiver never takes
+    # an answer it could not give in time.
+    attempt_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -131,10 +134,13 @@ class Gateway:
         if behaviour in ("slow", "hang"):
             scale = 1.0 if behaviour == "slow" else 6.0
             seconds = profile.delay * scale * rng.uniform(0.5, 1.5)
+            waited = min(seconds, self.attempt_timeout)
             with self._lock:
                 so_far = self.parked_for.get(message.delivery_id, 0.0)
-                self.parked_for[message.delivery_id] = so_far + seconds
-            await self._park(timedelta(seconds=seconds))
+                self.parked_for[message.delivery_id] = so_far + waited
+            await self._park(timedelta(seconds=waited))
+            if seconds > self.attempt_timeout:
+                raise TimeoutError("simulated: no answer within the attempt timeout")
             behaviour = "ok" if behaviour == "slow" or rng.random() < 0.7 else "timeout"
         if behaviour == "ok":
             with self._lock:
@@ -206,13 +212,21 @@ class SimSender(Sender):
     at the gateway."""
 
     def __init__(self, gateway: Gateway, policy: SendPolicy) -> None:
-        super().__init__(policy, sleep=instant_sleep, channels={SCHEME: gateway})
+        super().__init__(
+            policy, sleep=instant_sleep, channels={SCHEME: gateway}, now=lambda: gateway.clock.now()
+        )
+        gateway.attempt_timeout = policy.attempt_timeout
         self.gateway = gateway
         self._mine = 0
         self._lock = threading.Lock()
         self.closed = False
 
-    def submit_batch(self, messages: list[Message], done: Callable[[Outcome], None]) -> None:
+    def submit_batch(
+        self,
+        messages: list[Message],
+        done: Callable[[Outcome], None],
+        fence: Callable[[Message], bool] | None = None,
+    ) -> None:
         with self._lock:
             self._mine += len(messages)
         self.gateway.started(len(messages))
@@ -225,7 +239,7 @@ class SimSender(Sender):
                     self._mine -= 1
                 self.gateway.finished()
 
-        super().submit_batch(messages, finished)
+        super().submit_batch(messages, finished, fence)
 
     def close(self) -> None:
         if self.closed:

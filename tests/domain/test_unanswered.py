@@ -25,6 +25,9 @@ departments:
     escalation: [on_duty]
   - id: directorate
     name: {zh: 中心领导, en: Directorate}
+  - id: board
+    name: {zh: 值班领导, en: Board on duty}
+    escalation: [on_duty, director, deputy_director]
 people:
   - {id: agent1, name: Agent, language: en, department: inquiry, roles: [on_duty_agent],
      contacts: ["inbox://agent1"]}
@@ -39,6 +42,8 @@ people:
 rota:
   - {department: inquiry, starts_on: 2026-01-01, start_time: "08:00", shift_hours: 24,
      teams: [[agent1]]}
+  - {department: board, starts_on: 2026-01-01, start_time: "08:00", shift_hours: 24,
+     teams: [[dd1]]}
 """
 
 PLAYBOOK = """
@@ -47,7 +52,7 @@ version: 1
 title: {zh: 无人响应, en: Silence}
 kind: mass_delay
 inputs:
-  target: {type: str, required: true, choices: [director, inquiry]}
+  target: {type: str, required: true, choices: [director, inquiry, everyone]}
 stages:
   - id: director
     when: {if: "target == 'director'"}
@@ -57,6 +62,10 @@ stages:
     when: {if: "target == 'inquiry'"}
     actions:
       - page: {departments: [inquiry], ack_within: 5m, template: page}
+  - id: everyone
+    when: {if: "target == 'everyone'"}
+    actions:
+      - page: {departments: [board], ack_within: 5m, template: page}
 templates:
   page: {zh: "{{ title }} {{ ack_url }}"}
 """
@@ -72,8 +81,8 @@ def rig(db: Database, settings: Settings, clock: FrozenClock, sender: Sender) ->
     return Worker(db, ctx, clock, sender=sender, owner="rig")
 
 
-def unanswered(rig: Worker, clock: FrozenClock, target: str) -> dict[str, int]:
-    """Declare, let nobody answer past the deadline; deliveries per person."""
+def unanswered(rig: Worker, clock: FrozenClock, target: str, levels: int = 1) -> dict[str, int]:
+    """Declare, let nobody answer past each level's deadline; deliveries per person."""
     with rig.db.transaction() as session:
         incident_id = response.declare(
             session=session,
@@ -86,8 +95,9 @@ def unanswered(rig: Worker, clock: FrozenClock, target: str) -> dict[str, int]:
             actor="test",
         ).id
     rig.drain()
-    clock.advance(minutes=5)
-    rig.drain()
+    for _ in range(levels):
+        clock.advance(minutes=5)
+        rig.drain()
     with rig.db.reading() as session:
         pages = paging.pages_of(incident_id, session=session)
         assert any(p.exhausted_at is not None for p in pages if p.target_kind != "duty")
@@ -113,3 +123,12 @@ def test_a_page_nobody_answered_below_the_duty_director_still_alerts_the_duty_di
 ) -> None:
     counts = unanswered(rig, clock, "inquiry")
     assert counts == {"agent1": 1, "dd1": 1}
+
+
+def test_a_page_that_reached_everyone_above_and_went_unanswered_still_ends_with_the_alarm(
+    rig: Worker, clock: FrozenClock
+) -> None:
+    # Found by the simulator (seed 6 at the time): the end alarm went to nobody, because the
+    # page had already paged every one of the people who hear of silence.
+    counts = unanswered(rig, clock, "everyone", levels=3)
+    assert counts == {"dd1": 2, "dir1": 2, "dep1": 2}, "each paged, then the end alarm"
