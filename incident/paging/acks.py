@@ -141,7 +141,7 @@ def acknowledge_as(
     session: Session,
     now: datetime,
 ) -> Page:
-    """Acknowledge for a user: staff for a page of their own, or a duty manager (API.md)."""
+    """Acknowledge for a user: staff for a page of their own, or a duty manager (docs/api.md)."""
     paged = {r.person_id for r in page.recipients}
     own = role == "staff" and person_id is not None and person_id in paged
     if role not in ("admin", "duty_manager") and not own:

@@ -1,4 +1,4 @@
-"""The JSON API (see API.md)."""
+"""The JSON API (see docs/api.md)."""
 
 from __future__ import annotations
 

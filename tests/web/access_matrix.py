@@ -1,4 +1,4 @@
-"""Who may call what: every route of the service by role, written by hand from API.md (the
+"""Who may call what: every route of the service by role, written by hand from docs/api.md (the
 founders' contract), docs/api.md (the routes added since) and the console's pages (README,
 Console). ``test_access_matrix.py`` calls each route as each role on real objects and compares
 the status with this table; a route the app has and this table lacks fails the suite.
