@@ -45,8 +45,7 @@ class Lane(IntEnum):
     DRILL = 5  # drills, and housekeeping nobody waits for
 
 
-SENDING_LANES = (Lane.FIRST, Lane.LIVE)  # served before any lower lane
-LOW_LANES = (Lane.PUBLIC, Lane.PASSENGERS, Lane.DRILL)
+LOW_RANGE = (Lane.PUBLIC, Lane.DRILL)  # notices, broadcasts, drills: a capped share
 
 
 class LeaseLost(Exception):
@@ -330,9 +329,16 @@ def still_ours(session: Session, job_ids: list[int], *, owner: str) -> set[int]:
     return set(rows)
 
 
-def next_run_at(session: Session) -> datetime | None:
-    """When the earliest queued job is due (expired leases count as due now)."""
-    queued = session.scalar(select(func.min(Job.run_at)).where(Job.status == "queued"))
+def next_run_at(
+    session: Session, lanes: tuple[Lane, Lane] = (Lane.ENGINE, Lane.DRILL)
+) -> datetime | None:
+    """When the earliest queued job of the ``lanes`` range is due (expired leases count as
+    due now)."""
+    queued = session.scalar(
+        select(func.min(Job.run_at)).where(
+            Job.status == "queued", Job.priority.between(int(lanes[0]), int(lanes[1]))
+        )
+    )
     leased = session.scalar(select(func.min(Job.lease_until)).where(Job.status == "running"))
     times = [t for t in (queued, leased) if t is not None]
     return min(times) if times else None

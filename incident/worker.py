@@ -53,6 +53,7 @@ from incident.worker_sends import Sends
 
 log = get_logger(__name__)
 ENGINE_BATCH = 50  # engine jobs claimed per round (they run one by one, between sends)
+LOW_LANE_TICK = 0.1  # seconds: how often due notices, broadcasts and drills wake the loop
 OUTAGE_BACKOFF_SECONDS = 5.0
 
 
@@ -101,6 +102,8 @@ class Worker(Sends):
         # None until this worker's first heartbeat: others cannot declare it dead before that
         self._alive_until: datetime | None = None
         self._orphans: dict[int, datetime] = {}  # jobs to hand back once the database answers
+        self._claimed = 0  # jobs the last round claimed
+        self._low_full = False  # the low lanes had no room in the last round
         self._jobs_done = 0
         self._started_at = clock.now()
         self._listener: threading.Thread | None = None
@@ -135,9 +138,7 @@ class Worker(Sends):
             taken = sum(1 for job in claimed if job.kind == SEND_JOB)
             low_room = min(low_room, self.in_flight_limit - len(self._in_flight) - taken)
             if low_room > 0:
-                claimed += claim(
-                    limit=min(limit, low_room), lanes=(jobs.Lane.PUBLIC, jobs.Lane.DRILL)
-                )
+                claimed += claim(limit=min(limit, low_room), lanes=jobs.LOW_RANGE)
         sends = [job for job in claimed if job.kind == SEND_JOB]
         others = [job for job in claimed if job.kind != SEND_JOB]
         try:
@@ -156,6 +157,8 @@ class Worker(Sends):
                     self._orphans.setdefault(job.id, job.run_at)
             raise
         self._jobs_done += len(claimed) - len(sends) + recorded
+        self._claimed = len(claimed)
+        self._low_full = low_room <= 0
         return len(claimed) + recorded
 
     def _rooms(self) -> tuple[int, int]:
@@ -252,12 +255,21 @@ class Worker(Sends):
 
     # -- the loop --------------------------------------------------------------------------
     def seconds_until_next(self) -> float:
+        """How long to sleep: until the next job this worker may take is due, at most the
+        poll interval. Jobs of the low lanes do not count while they have no room (a send
+        finishing wakes the loop), and wake it at most every LOW_LANE_TICK (a paced
+        broadcast falls due message by message: claim them a few at a time)."""
         poll = self.ctx.settings.worker_poll_seconds
+        now = self.clock.now()
         with self.db.reading() as session:
-            nxt = jobs.next_run_at(session)
-        if nxt is None:
-            return poll
-        return max(0.0, min(poll, (nxt - self.clock.now()).total_seconds()))
+            high = jobs.next_run_at(session, (jobs.Lane.ENGINE, jobs.Lane.LIVE))
+            low = None if self._low_full else jobs.next_run_at(session, jobs.LOW_RANGE)
+        waits = [poll]
+        if high is not None:
+            waits.append((high - now).total_seconds())
+        if low is not None:
+            waits.append(max(LOW_LANE_TICK, (low - now).total_seconds()))
+        return max(0.0, min(waits))
 
     def heartbeat(self, *, stopped: bool = False) -> None:
         """Record that this worker is alive (or, at the end, that it stopped), and extend
@@ -333,11 +345,13 @@ class Worker(Sends):
         failures = 0  # rounds failed in a row: the database is away (locked, down, restarting)
         while not self._stop.is_set():
             try:
-                ran = self.run_due()
+                self.run_due()
                 if failures:
                     log.warning("worker_resumed", failed_rounds=failures)
                     failures = 0
-                if ran and len(self._in_flight) < self.in_flight_limit:
+                # Straight on while there is work this worker may take; a round that only
+                # recorded outcomes waits (each finished send wakes the loop).
+                if self._claimed and len(self._in_flight) < self.in_flight_limit:
                     continue
                 self.wake.wait(self.seconds_until_next())
                 self.wake.clear()
