@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = REPO / ".venv" / "bin"
+# The checkout's own virtualenv, or (a git worktree without one) the venv running this script.
+BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.executable).parent
 INCIDENT = BIN / "incident"
 RESULTS = REPO / "bench" / "results"
 HOST = "127.0.0.1"
@@ -64,8 +65,8 @@ def bench_env(
     """The environment for every `incident` command: no INCIDENT_* leaks from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
     env.pop("PYTHONPATH", None)
-    if src != REPO:
-        env["PYTHONPATH"] = str(src)
+    # Always through PYTHONPATH: the venv's editable install may be another checkout's.
+    env["PYTHONPATH"] = str(src)
     env.update(
         INCIDENT_DATABASE_URL=database_url,
         INCIDENT_PLAYBOOKS_DIR=str(playbooks_dir),
