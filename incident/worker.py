@@ -108,6 +108,7 @@ class Worker(Sends):
         self._started_at = clock.now()
         self._listener: threading.Thread | None = None
         self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._unrecorded: dict[int, int] = {}
 
     # -- one round -------------------------------------------------------------------------
     def run_due(self, limit: int = 500) -> int:

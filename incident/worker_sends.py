@@ -20,6 +20,7 @@ from incident.models import Delivery
 
 log = get_logger(__name__)
 RECORD_BATCH = 200
+GIVE_UP_TRIES = 5  # rounds an outcome that cannot be recorded at all is kept and tried again
 
 
 class Sends:
@@ -36,6 +37,7 @@ class Sends:
     _lease_until: dict[int, datetime]  # delivery id -> its job's lease, as known
     _alive_until: datetime | None
     _finished: queue.SimpleQueue[Outcome]
+    _unrecorded: dict[int, int]  # delivery id -> rounds its outcome failed to record at all
 
     def _start_sends(self, claimed: list[jobs.Claimed], *, lease_until: datetime) -> None:
         by_delivery = {int(job.payload["delivery_id"]): job for job in claimed}
@@ -125,8 +127,9 @@ class Sends:
 
     def record_finished(self) -> int:
         """Record the outcomes of finished sends, many per transaction. Should one outcome
-        fail to record, the others are recorded one by one and the failing one is given up
-        as a failed delivery (its page moves on), never left to be sent again."""
+        fail to record, the others are recorded one by one; the failing one is tried again
+        in the next rounds and, failing GIVE_UP_TRIES times, given up as a failed delivery
+        (its page moves on, its job fails with an alarm), never left to be sent again."""
         outcomes: list[Outcome] = []
         while len(outcomes) < RECORD_BATCH:
             try:
@@ -137,6 +140,8 @@ class Sends:
             return 0
         try:
             done = self._record(outcomes)
+            for outcome in outcomes:
+                self._unrecorded.pop(outcome.delivery_id, None)
         except Exception as exc:
             if database_unavailable(exc):  # keep them: recorded once the database is back
                 for outcome in outcomes:
@@ -150,6 +155,15 @@ class Sends:
                     if database_unavailable(one):
                         self._finished.put(outcome)
                         raise
+                    tries = self._unrecorded.get(outcome.delivery_id, 0) + 1
+                    if tries < GIVE_UP_TRIES:
+                        # Perhaps passing (a failed commit): try it again next round; its
+                        # job stays ours, its lease extended by the heartbeat.
+                        self._unrecorded[outcome.delivery_id] = tries
+                        self._finished.put(outcome)
+                        self.wake.set()
+                        log.warning("record_retry", delivery_id=outcome.delivery_id, tries=tries)
+                        continue
                     done += self._give_up(outcome, one)
         return done
 
@@ -211,12 +225,23 @@ class Sends:
             if database_unavailable(again):
                 self._finished.put(outcome)
                 raise
-            log.error("record_failed_again", delivery_id=outcome.delivery_id)
+            tries = self._unrecorded.get(outcome.delivery_id, 0) + 1
+            log.error("record_failed_again", delivery_id=outcome.delivery_id, tries=tries)
+            if tries < 2 * GIVE_UP_TRIES:
+                # Keep it (and its job, whose lease the heartbeat extends): forgetting it
+                # would let the job's next run send the message again (found by the
+                # simulator: a commit that failed three times in a row).
+                self._unrecorded[outcome.delivery_id] = tries
+                self._finished.put(outcome)
+                self.wake.set()
+                return 0
+        self._unrecorded.pop(outcome.delivery_id, None)
         self._forget([outcome])
         return 1
 
     def _forget(self, outcomes: list[Outcome]) -> None:
         with self._flight:
             for outcome in outcomes:
+                self._unrecorded.pop(outcome.delivery_id, None)
                 self._in_flight.pop(outcome.delivery_id, None)
                 self._lease_until.pop(outcome.delivery_id, None)

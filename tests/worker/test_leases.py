@@ -278,3 +278,38 @@ def test_a_job_cut_short_by_a_database_outage_runs_again_as_soon_as_the_database
         job = session.scalars(select(Job).where(Job.key == "blip")).one()
     assert runs == [job.id, job.id]
     assert job.status == "done"
+
+
+def test_an_outcome_whose_recording_fails_twice_is_recorded_later_not_given_up_or_sent_again(
+    db: Database, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the simulator (seed 345): a commit that failed a few times in a row (not an
+    # outage) gave the delivery up and failed its job although it had been delivered.
+    from incident import worker_sends
+
+    real = worker_sends.record_sent
+    calls = {"n": 0}
+
+    def glitchy(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise RuntimeError("the commit failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_sends, "record_sent", glitchy)
+    sender = make_sender(Context.build(settings, _no_catalog()), clock)
+    try:
+        with http_receiver() as receiver:
+            agents = {"a0": [contact(receiver.url("/ok/a0"))]}
+            desk = Desk(db, settings, clock, team_roster(agents, "inbox://h", "inbox://d"), sender)
+            desk.declare()
+            desk.worker.drain()
+            clock.advance(timedelta(seconds=120))
+            desk.worker.drain()
+            hits = len(receiver.received)
+    finally:
+        sender.close()
+    (sent,) = desk.deliveries("a0")
+    assert sent.status == "delivered" and hits == 1
+    with db.reading() as session:
+        assert session.scalars(select(Job).where(Job.status == "failed")).all() == []
