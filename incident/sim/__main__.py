@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging("console", os.environ.get("INCIDENT_SIM_LOG_LEVEL", "ERROR"))
+    configure_logging("console", "ERROR")
     shm = Path("/dev/shm")
     scratch = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="incident-sim-", dir=scratch) as folder:

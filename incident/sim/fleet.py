@@ -126,6 +126,10 @@ class Fleet:
         self.unsure(worker, "killed")
         worker.alive = False
         worker.stalled = []
+        # A killed process makes no further attempt: its Sender thread lives on here, so
+        # fence it (an attempt already at the gateway may still arrive: that is the unsure
+        # window counted above).
+        worker.worker._stopping = True
 
     def freeze(self, worker: SimWorker, until: datetime) -> None:
         self.unsure(worker, "frozen")

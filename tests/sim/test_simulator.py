@@ -31,9 +31,7 @@ KNOWN_DEFECTS: dict[str, str] = {
     # delivery (page:18:0) accepted twice by the gateway with no kill, freeze or outage
     # counted while it was in flight ("its attempts took 1 s"). Replay with
     # `python -m incident.sim --seed 261 -v`. Its scenario kills two workers (restarted),
-    # freezes one and glitches one at commit: suspect a send a killed worker's Sender still
-    # makes (the simulator's kill leaves the Sender running) after the delivery's unsure
-    # window closed.
+    # freezes one and glitches one at commit (docs/simulator.md, "Open").
     invariants.ONCE: "a duplicate page delivery with no crash in flight (seed 261)",
 }
 
